@@ -1,0 +1,5 @@
+"""``python -m chatkeep`` runs the CLI."""
+
+from chatkeep.cli import main
+
+main()

@@ -1,0 +1,114 @@
+"""The current schema as SQLAlchemy Core tables, for building queries.
+
+The migrations create these tables; ``tests/test_migrations.py`` checks that the two
+agree column for column.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("display_name", Text),
+    Column("created_at", String, nullable=False),
+)
+
+runtimes = Table(
+    "runtimes",
+    metadata,
+    Column("user_id", String, primary_key=True),
+    Column("id", String, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("origin", String, nullable=False),
+    Column("config", Text, nullable=False),
+    Column("primary_conversation_id", String),
+    Column("created_at", String, nullable=False),
+    Column("updated_at", String, nullable=False),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("user_id", String, nullable=False),
+    Column("runtime_id", String, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("origin", String, nullable=False),
+    Column("state", String, nullable=False),
+    Column("model", Text),
+    Column("message_count", Integer, nullable=False),
+    Column("total_tokens", Integer, nullable=False),
+    Column("total_cost", Float, nullable=False),
+    Column("active_leaf_id", String),
+    Column("forked_from_conversation_id", String),
+    Column("forked_from_message_id", String),
+    Column("created_at", String, nullable=False),
+    Column("updated_at", String, nullable=False),
+    Column("trashed_at", String),
+)
+
+conversation_tags = Table(
+    "conversation_tags",
+    metadata,
+    Column("conversation_id", String, primary_key=True),
+    Column("user_id", String, nullable=False),
+    Column("tag", Text, primary_key=True),
+)
+
+pins = Table(
+    "pins",
+    metadata,
+    Column("user_id", String, primary_key=True),
+    Column("runtime_id", String, primary_key=True),
+    Column("conversation_id", String, primary_key=True),
+    Column("pinned_at", String, nullable=False),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("pk", Integer, primary_key=True),
+    Column("id", String, nullable=False, unique=True),
+    Column("user_id", String, nullable=False),
+    Column("conversation_id", String, nullable=False),
+    Column("parent_id", String),
+    Column("seq", Integer, nullable=False),
+    Column("role", String, nullable=False),
+    Column("author", Text),
+    Column("content", Text, nullable=False),
+    Column("content_sha256", String, nullable=False),
+    Column("created_at", String),
+    Column("model", Text),
+    Column("tokens", Integer),
+    Column("cost", Float),
+    Column("metadata", Text, nullable=False),
+    Column("hidden", Integer, nullable=False),
+)
+
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("user_id", String, nullable=False),
+    Column("message_id", String, nullable=False),
+    Column("conversation_id", String, nullable=False),
+    Column("sha256", String, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("mime_type", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("created_at", String, nullable=False),
+)
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("user_id", String, primary_key=True),
+    Column("key", String, primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", String, nullable=False),
+)

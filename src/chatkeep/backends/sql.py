@@ -1,0 +1,1404 @@
+"""The SQL implementation of the :class:`~chatkeep.store.Store` contract.
+
+Written against SQLAlchemy Core only, so SQLite and PostgreSQL share it; what differs
+(engine set-up, write locking, integrity pragmas) is handed in by the dialect module.
+
+Write protocol for attachments: the blob is written and fsynced *before* the transaction
+that inserts its row, and re-checked inside that transaction (a concurrent delete may have
+removed it); blobs are removed only in a later transaction that finds no row using them.
+A crash can therefore leave an unreferenced blob, never a row without its blob.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import OperationalError
+
+from chatkeep import limits
+from chatkeep.backends import schema as t
+from chatkeep.blobs import BlobStore
+from chatkeep.errors import (
+    ChatkeepError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    StorageError,
+    StorageFull,
+    StoreBusy,
+)
+from chatkeep.ids import check_id, check_name, check_setting_key, new_id, primary_conversation_title
+from chatkeep.model import (
+    Attachment,
+    Branch,
+    Conversation,
+    ConversationState,
+    Message,
+    NewAttachment,
+    NewMessage,
+    Part,
+    Problem,
+    Runtime,
+    User,
+    canonical_json,
+)
+from chatkeep.store import DeleteReport
+from chatkeep.timeutil import from_text, optional_from_text, to_text, utcnow
+from chatkeep.validate import (
+    CheckedMessage,
+    check_new_message,
+    check_short_text,
+    check_tags,
+    decode_json,
+    encode_json,
+    encode_json_object,
+)
+
+_COST_TOLERANCE = 1e-6
+
+
+@dataclass(slots=True)
+class _ConversationCursor:
+    """The running state of a conversation while messages are appended to it."""
+
+    id: str
+    runtime_id: str
+    message_count: int
+    total_tokens: int
+    total_cost: float
+    active_leaf_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _StoredBlob:
+    sha256: str
+    size: int
+    source: NewAttachment
+
+
+def _translate(exc: OperationalError) -> ChatkeepError:
+    text_ = str(exc.orig).lower()
+    if "locked" in text_ or "busy" in text_:
+        return StoreBusy(
+            "the store stayed locked by another writer for longer than "
+            f"{limits.BUSY_TIMEOUT_SECONDS:.0f} s",
+            hint="retry; if it persists, look for a stuck chatkeep process",
+        )
+    if "full" in text_:
+        return StorageFull("the database is full", hint="free some disk space and retry")
+    return StorageError(f"the database failed: {exc.orig}")
+
+
+class SqlStore:
+    """:class:`~chatkeep.store.Store` on a SQL database through SQLAlchemy Core."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        blobs: BlobStore,
+        *,
+        write_options: dict[str, str],
+        dialect_checks: Callable[[Connection], list[str]],
+    ) -> None:
+        self._engine = engine
+        self._blobs = blobs
+        self._write_options = write_options
+        self._dialect_checks = dialect_checks
+
+    # -- transactions --------------------------------------------------------------
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        try:
+            connection = self._engine.connect().execution_options(**self._write_options)
+            with connection as conn, conn.begin():
+                yield conn
+        except OperationalError as exc:
+            raise _translate(exc) from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self._engine.connect() as conn, conn.begin():
+                yield conn
+        except OperationalError as exc:
+            raise _translate(exc) from exc
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- users ---------------------------------------------------------------------
+    def add_user(self, user_id: str, *, display_name: str | None = None) -> User:
+        check_name("user", user_id)
+        check_short_text("display name", display_name)
+        now = utcnow()
+        with self._write() as conn:
+            if conn.execute(select(t.users.c.id).where(t.users.c.id == user_id)).first():
+                raise Conflict(f"user {user_id!r} exists already")
+            conn.execute(
+                insert(t.users).values(
+                    id=user_id, display_name=display_name, created_at=to_text(now)
+                )
+            )
+        return User(id=user_id, display_name=display_name, created_at=from_text(to_text(now)))
+
+    def get_user(self, user_id: str) -> User:
+        check_name("user", user_id)
+        with self._read() as conn:
+            row = conn.execute(select(t.users).where(t.users.c.id == user_id)).first()
+        if row is None:
+            raise _user_not_found(user_id)
+        return _user(row)
+
+    def list_users(self) -> list[User]:
+        with self._read() as conn:
+            rows = conn.execute(select(t.users).order_by(t.users.c.id)).all()
+        return [_user(row) for row in rows]
+
+    def _require_user(self, conn: Connection, user_id: str) -> None:
+        check_name("user", user_id)
+        if conn.execute(select(t.users.c.id).where(t.users.c.id == user_id)).first() is None:
+            raise _user_not_found(user_id)
+
+    # -- runtimes ------------------------------------------------------------------
+    def create_runtime(
+        self,
+        user_id: str,
+        runtime_id: str,
+        *,
+        name: str | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> Runtime:
+        check_name("runtime", runtime_id)
+        check_short_text("runtime name", name)
+        config_json = encode_json_object("runtime configuration", config or {})
+        with self._write() as conn:
+            self._require_user(conn, user_id)
+            if self._runtime_row(conn, user_id, runtime_id, required=False) is not None:
+                raise Conflict(f"runtime {runtime_id!r} exists already")
+            now = to_text(utcnow())
+            conn.execute(
+                insert(t.runtimes).values(
+                    user_id=user_id,
+                    id=runtime_id,
+                    name=name or runtime_id,
+                    origin="native",
+                    config=config_json,
+                    primary_conversation_id=None,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            self._create_primary(conn, user_id, runtime_id)
+            return _runtime(self._runtime_row(conn, user_id, runtime_id))
+
+    def _create_primary(self, conn: Connection, user_id: str, runtime_id: str) -> str:
+        conversation_id = self._insert_conversation(
+            conn, user_id, runtime_id, title=primary_conversation_title(runtime_id)
+        )
+        conn.execute(
+            update(t.runtimes)
+            .where(t.runtimes.c.user_id == user_id, t.runtimes.c.id == runtime_id)
+            .values(primary_conversation_id=conversation_id)
+        )
+        return conversation_id
+
+    def get_runtime(self, user_id: str, runtime_id: str) -> Runtime:
+        with self._read() as conn:
+            return _runtime(self._runtime_row(conn, user_id, runtime_id))
+
+    def list_runtimes(self, user_id: str) -> list[Runtime]:
+        with self._read() as conn:
+            self._require_user(conn, user_id)
+            rows = conn.execute(
+                select(t.runtimes).where(t.runtimes.c.user_id == user_id).order_by(t.runtimes.c.id)
+            ).all()
+        return [_runtime(row) for row in rows]
+
+    def update_runtime(
+        self,
+        user_id: str,
+        runtime_id: str,
+        *,
+        name: str | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> Runtime:
+        check_short_text("runtime name", name)
+        values: dict[str, Any] = {"updated_at": to_text(utcnow())}
+        if name is not None:
+            values["name"] = name
+        if config is not None:
+            values["config"] = encode_json_object("runtime configuration", config)
+        with self._write() as conn:
+            self._runtime_row(conn, user_id, runtime_id)
+            conn.execute(
+                update(t.runtimes)
+                .where(t.runtimes.c.user_id == user_id, t.runtimes.c.id == runtime_id)
+                .values(**values)
+            )
+            return _runtime(self._runtime_row(conn, user_id, runtime_id))
+
+    def delete_runtime(self, user_id: str, runtime_id: str) -> DeleteReport:
+        with self._write() as conn:
+            runtime = self._runtime_row(conn, user_id, runtime_id)
+            c = t.conversations
+            others = conn.execute(
+                select(func.count())
+                .select_from(c)
+                .where(
+                    c.c.user_id == user_id,
+                    c.c.runtime_id == runtime_id,
+                    c.c.id != (runtime.primary_conversation_id or ""),
+                )
+            ).scalar_one()
+            if others:
+                raise Conflict(
+                    f"runtime {runtime_id!r} still has {others} other conversation(s)",
+                    hint="delete them (including trashed ones) before the runtime",
+                )
+            report, shas = self._delete_conversation_rows(
+                conn, user_id, [runtime.primary_conversation_id]
+            )
+            conn.execute(
+                delete(t.pins).where(t.pins.c.user_id == user_id, t.pins.c.runtime_id == runtime_id)
+            )
+            conn.execute(
+                delete(t.runtimes).where(
+                    t.runtimes.c.user_id == user_id, t.runtimes.c.id == runtime_id
+                )
+            )
+        return self._finish_delete(report, shas)
+
+    def route(self, user_id: str, runtime_id: str) -> Conversation:
+        with self._read() as conn:
+            runtime = self._runtime_row(conn, user_id, runtime_id)
+            if runtime.primary_conversation_id and self._is_live_primary(
+                conn, user_id, runtime.primary_conversation_id
+            ):
+                return self._conversation(conn, user_id, runtime.primary_conversation_id)
+        with self._write() as conn:
+            # Re-read under the write lock: another process may have repaired it already.
+            runtime = self._runtime_row(conn, user_id, runtime_id)
+            primary = runtime.primary_conversation_id
+            if primary and self._conversation_row(conn, user_id, primary, required=False):
+                conn.execute(
+                    update(t.conversations)
+                    .where(t.conversations.c.id == primary)
+                    .values(state="active", trashed_at=None)
+                )
+            else:
+                primary = self._create_primary(conn, user_id, runtime_id)
+            return self._conversation(conn, user_id, primary)
+
+    def _is_live_primary(self, conn: Connection, user_id: str, conversation_id: str) -> bool:
+        row = self._conversation_row(conn, user_id, conversation_id, required=False)
+        return row is not None and row.state == "active"
+
+    def _runtime_row(
+        self, conn: Connection, user_id: str, runtime_id: str, *, required: bool = True
+    ) -> Any:
+        check_name("user", user_id)
+        check_name("runtime", runtime_id)
+        row = conn.execute(
+            select(t.runtimes).where(t.runtimes.c.user_id == user_id, t.runtimes.c.id == runtime_id)
+        ).first()
+        if row is None and required:
+            raise NotFound(
+                f"no runtime {runtime_id!r}", hint="list runtimes with 'chatkeep runtime ls'"
+            )
+        return row
+
+    # -- conversations -------------------------------------------------------------
+    def _insert_conversation(
+        self,
+        conn: Connection,
+        user_id: str,
+        runtime_id: str,
+        *,
+        title: str,
+        model: str | None = None,
+        forked_from: tuple[str, str] | None = None,
+    ) -> str:
+        conversation_id = new_id("conversation")
+        now = to_text(utcnow())
+        conn.execute(
+            insert(t.conversations).values(
+                id=conversation_id,
+                user_id=user_id,
+                runtime_id=runtime_id,
+                title=title,
+                origin="native",
+                state="active",
+                model=model,
+                message_count=0,
+                total_tokens=0,
+                total_cost=0.0,
+                active_leaf_id=None,
+                forked_from_conversation_id=forked_from[0] if forked_from else None,
+                forked_from_message_id=forked_from[1] if forked_from else None,
+                created_at=now,
+                updated_at=now,
+                trashed_at=None,
+            )
+        )
+        return conversation_id
+
+    def create_conversation(
+        self,
+        user_id: str,
+        runtime_id: str,
+        *,
+        title: str | None = None,
+        model: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> Conversation:
+        check_short_text("title", title)
+        check_short_text("model", model)
+        checked_tags = check_tags(tags)
+        if len(checked_tags) > limits.MAX_TAGS_PER_CONVERSATION:
+            raise InvalidInput(f"at most {limits.MAX_TAGS_PER_CONVERSATION} tags")
+        with self._write() as conn:
+            self._runtime_row(conn, user_id, runtime_id)
+            conversation_id = self._insert_conversation(
+                conn, user_id, runtime_id, title=title or "New conversation", model=model
+            )
+            self._add_tags(conn, user_id, conversation_id, checked_tags)
+            return self._conversation(conn, user_id, conversation_id)
+
+    def get_conversation(self, user_id: str, conversation_id: str) -> Conversation:
+        with self._read() as conn:
+            return self._conversation(conn, user_id, conversation_id)
+
+    def list_conversations(
+        self,
+        user_id: str,
+        *,
+        runtime_id: str | None = None,
+        state: ConversationState = "active",
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Conversation]:
+        if state not in ("active", "archived", "trashed"):
+            raise InvalidInput(f"unknown state {state!r}")
+        if not 0 < limit <= limits.MAX_PAGE_SIZE or offset < 0:
+            raise InvalidInput(f"limit must be 1..{limits.MAX_PAGE_SIZE} and offset >= 0")
+        with self._read() as conn:
+            self._require_user(conn, user_id)
+            if runtime_id is None or state != "active":
+                if runtime_id is not None:
+                    self._runtime_row(conn, user_id, runtime_id)
+                return self._list_by_activity(conn, user_id, runtime_id, state, limit, offset)
+            return self._sidebar(conn, user_id, runtime_id, limit, offset)
+
+    def _sidebar(
+        self, conn: Connection, user_id: str, runtime_id: str, limit: int, offset: int
+    ) -> list[Conversation]:
+        runtime = self._runtime_row(conn, user_id, runtime_id)
+        c, p = t.conversations, t.pins
+        primary_id = runtime.primary_conversation_id or ""
+        head_ids: list[str] = []
+        if primary_id and self._is_live_primary(conn, user_id, primary_id):
+            head_ids.append(primary_id)
+        head_ids += conn.scalars(
+            select(p.c.conversation_id)
+            .join(c, c.c.id == p.c.conversation_id)
+            .where(
+                p.c.user_id == user_id,
+                p.c.runtime_id == runtime_id,
+                c.c.state == "active",
+                c.c.id != primary_id,
+            )
+            .order_by(p.c.pinned_at.desc(), p.c.conversation_id.desc())
+        ).all()
+        page_ids = head_ids[offset : offset + limit]
+        remaining = limit - len(page_ids)
+        if remaining > 0:
+            pinned = exists().where(
+                p.c.user_id == user_id, p.c.runtime_id == runtime_id, p.c.conversation_id == c.c.id
+            )
+            page_ids += conn.scalars(
+                select(c.c.id)
+                .where(
+                    c.c.user_id == user_id,
+                    c.c.runtime_id == runtime_id,
+                    c.c.state == "active",
+                    c.c.id != primary_id,
+                    ~pinned,
+                )
+                .order_by(c.c.updated_at.desc(), c.c.id.desc())
+                .limit(remaining)
+                .offset(max(0, offset - len(head_ids)))
+            ).all()
+        return self._conversations(conn, user_id, page_ids)
+
+    def _list_by_activity(
+        self,
+        conn: Connection,
+        user_id: str,
+        runtime_id: str | None,
+        state: str,
+        limit: int,
+        offset: int,
+    ) -> list[Conversation]:
+        c = t.conversations
+        query = select(c.c.id).where(c.c.user_id == user_id, c.c.state == state)
+        if runtime_id is not None:
+            query = query.where(c.c.runtime_id == runtime_id)
+        ids = conn.scalars(
+            query.order_by(c.c.updated_at.desc(), c.c.id.desc()).limit(limit).offset(offset)
+        ).all()
+        return self._conversations(conn, user_id, list(ids))
+
+    def rename_conversation(self, user_id: str, conversation_id: str, title: str) -> Conversation:
+        checked = check_short_text("title", title, required=True)
+        return self._update_conversation(user_id, conversation_id, title=checked)
+
+    def tag_conversation(
+        self,
+        user_id: str,
+        conversation_id: str,
+        *,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+    ) -> Conversation:
+        to_add, to_remove = check_tags(add), check_tags(remove)
+        with self._write() as conn:
+            self._conversation_row(conn, user_id, conversation_id)
+            tags = t.conversation_tags
+            if to_remove:
+                conn.execute(
+                    delete(tags).where(
+                        tags.c.conversation_id == conversation_id, tags.c.tag.in_(to_remove)
+                    )
+                )
+            self._add_tags(conn, user_id, conversation_id, to_add)
+            count = conn.execute(
+                select(func.count()).where(tags.c.conversation_id == conversation_id)
+            ).scalar_one()
+            if count > limits.MAX_TAGS_PER_CONVERSATION:
+                raise InvalidInput(
+                    f"a conversation can have at most {limits.MAX_TAGS_PER_CONVERSATION} tags"
+                )
+            self._touch(conn, conversation_id)
+            return self._conversation(conn, user_id, conversation_id)
+
+    def _add_tags(
+        self, conn: Connection, user_id: str, conversation_id: str, tags: Sequence[str]
+    ) -> None:
+        ct = t.conversation_tags
+        existing = set(
+            conn.scalars(select(ct.c.tag).where(ct.c.conversation_id == conversation_id))
+        )
+        new = [tag for tag in tags if tag not in existing]
+        if new:
+            conn.execute(
+                insert(ct),
+                [
+                    {"conversation_id": conversation_id, "user_id": user_id, "tag": tag}
+                    for tag in new
+                ],
+            )
+
+    def pin_conversation(self, user_id: str, conversation_id: str) -> Conversation:
+        with self._write() as conn:
+            row = self._conversation_row(conn, user_id, conversation_id)
+            p = t.pins
+            already = conn.execute(
+                select(p.c.conversation_id).where(
+                    p.c.user_id == user_id,
+                    p.c.runtime_id == row.runtime_id,
+                    p.c.conversation_id == conversation_id,
+                )
+            ).first()
+            if already is None:
+                conn.execute(
+                    insert(p).values(
+                        user_id=user_id,
+                        runtime_id=row.runtime_id,
+                        conversation_id=conversation_id,
+                        pinned_at=to_text(utcnow()),
+                    )
+                )
+            return self._conversation(conn, user_id, conversation_id)
+
+    def unpin_conversation(self, user_id: str, conversation_id: str) -> Conversation:
+        with self._write() as conn:
+            self._conversation_row(conn, user_id, conversation_id)
+            conn.execute(
+                delete(t.pins).where(
+                    t.pins.c.user_id == user_id, t.pins.c.conversation_id == conversation_id
+                )
+            )
+            return self._conversation(conn, user_id, conversation_id)
+
+    def archive_conversation(self, user_id: str, conversation_id: str) -> Conversation:
+        return self._change_state(user_id, conversation_id, "archived", allowed_from=("active",))
+
+    def unarchive_conversation(self, user_id: str, conversation_id: str) -> Conversation:
+        return self._change_state(user_id, conversation_id, "active", allowed_from=("archived",))
+
+    def trash_conversation(self, user_id: str, conversation_id: str) -> Conversation:
+        return self._change_state(
+            user_id, conversation_id, "trashed", allowed_from=("active", "archived")
+        )
+
+    def restore_conversation(self, user_id: str, conversation_id: str) -> Conversation:
+        return self._change_state(user_id, conversation_id, "active", allowed_from=("trashed",))
+
+    def _change_state(
+        self,
+        user_id: str,
+        conversation_id: str,
+        target: ConversationState,
+        *,
+        allowed_from: tuple[str, ...],
+    ) -> Conversation:
+        with self._write() as conn:
+            row = self._conversation_row(conn, user_id, conversation_id)
+            if row.state == target:
+                return self._conversation(conn, user_id, conversation_id)
+            if target != "active" and self._is_primary(conn, row):
+                raise Conflict(
+                    f"{conversation_id} is the home conversation of runtime "
+                    f"{row.runtime_id!r} and cannot be {target}",
+                    hint="delete the runtime to remove its home conversation",
+                )
+            if row.state not in allowed_from:
+                raise Conflict(
+                    f"conversation {conversation_id} is {row.state}, not {allowed_from[0]}"
+                )
+            now = to_text(utcnow())
+            conn.execute(
+                update(t.conversations)
+                .where(t.conversations.c.id == conversation_id)
+                .values(
+                    state=target, trashed_at=now if target == "trashed" else None, updated_at=now
+                )
+            )
+            return self._conversation(conn, user_id, conversation_id)
+
+    def _is_primary(self, conn: Connection, row: Any) -> bool:
+        runtime = self._runtime_row(conn, row.user_id, row.runtime_id, required=False)
+        return runtime is not None and runtime.primary_conversation_id == row.id
+
+    def _update_conversation(
+        self, user_id: str, conversation_id: str, **values: Any
+    ) -> Conversation:
+        with self._write() as conn:
+            self._conversation_row(conn, user_id, conversation_id)
+            conn.execute(
+                update(t.conversations)
+                .where(t.conversations.c.id == conversation_id)
+                .values(updated_at=to_text(utcnow()), **values)
+            )
+            return self._conversation(conn, user_id, conversation_id)
+
+    def _touch(self, conn: Connection, conversation_id: str) -> None:
+        conn.execute(
+            update(t.conversations)
+            .where(t.conversations.c.id == conversation_id)
+            .values(updated_at=to_text(utcnow()))
+        )
+
+    def delete_conversation(self, user_id: str, conversation_id: str) -> DeleteReport:
+        with self._write() as conn:
+            row = self._conversation_row(conn, user_id, conversation_id)
+            if self._is_primary(conn, row):
+                raise Conflict(
+                    f"{conversation_id} is the home conversation of runtime {row.runtime_id!r} "
+                    "and cannot be deleted while the runtime exists",
+                    hint="delete the runtime instead",
+                )
+            report, shas = self._delete_conversation_rows(conn, user_id, [conversation_id])
+        return self._finish_delete(report, shas)
+
+    def _delete_conversation_rows(
+        self, conn: Connection, user_id: str, conversation_ids: Sequence[str | None]
+    ) -> tuple[DeleteReport, set[str]]:
+        ids = [cid for cid in conversation_ids if cid]
+        a, m, c = t.attachments, t.messages, t.conversations
+        shas = set(conn.scalars(select(a.c.sha256).where(a.c.conversation_id.in_(ids))))
+        attachments = conn.execute(
+            select(func.count()).where(a.c.conversation_id.in_(ids))
+        ).scalar_one()
+        messages = conn.execute(
+            select(func.count()).where(m.c.conversation_id.in_(ids))
+        ).scalar_one()
+        # Children before parents: messages refer to each other and to the conversation.
+        conn.execute(delete(a).where(a.c.conversation_id.in_(ids), a.c.user_id == user_id))
+        conn.execute(
+            update(c).where(c.c.id.in_(ids), c.c.user_id == user_id).values(active_leaf_id=None)
+        )
+        conn.execute(delete(m).where(m.c.conversation_id.in_(ids), m.c.user_id == user_id))
+        conn.execute(
+            delete(t.conversation_tags).where(t.conversation_tags.c.conversation_id.in_(ids))
+        )
+        conn.execute(delete(t.pins).where(t.pins.c.conversation_id.in_(ids)))
+        deleted = conn.execute(delete(c).where(c.c.id.in_(ids), c.c.user_id == user_id)).rowcount
+        report = DeleteReport(
+            conversations=deleted, messages=messages, attachments=attachments, blobs=0
+        )
+        return report, shas
+
+    def _finish_delete(self, report: DeleteReport, shas: set[str]) -> DeleteReport:
+        """Remove blobs no row refers to any more, under the write lock (see module doc)."""
+        if not shas:
+            return report
+        removed = 0
+        with self._write() as conn:
+            still_used = set(
+                conn.scalars(select(t.attachments.c.sha256).where(t.attachments.c.sha256.in_(shas)))
+            )
+            for sha in sorted(shas - still_used):
+                removed += self._blobs.remove(sha)
+        return replace(report, blobs=removed)
+
+    def fork_conversation(
+        self,
+        user_id: str,
+        conversation_id: str,
+        message_id: str,
+        *,
+        title: str | None = None,
+    ) -> Conversation:
+        check_short_text("title", title)
+        check_id("message", message_id)
+        with self._write() as conn:
+            source = self._conversation_row(conn, user_id, conversation_id)
+            self._message_in(conn, user_id, conversation_id, message_id)
+            path = self._path_rows(conn, user_id, message_id)
+            fork_id = self._insert_conversation(
+                conn,
+                user_id,
+                source.runtime_id,
+                title=title or f"{source.title} (fork)",
+                model=source.model,
+                forked_from=(conversation_id, message_id),
+            )
+            self._copy_messages(conn, user_id, fork_id, path)
+            tags = conn.scalars(
+                select(t.conversation_tags.c.tag).where(
+                    t.conversation_tags.c.conversation_id == conversation_id
+                )
+            ).all()
+            self._add_tags(conn, user_id, fork_id, tags)
+            return self._conversation(conn, user_id, fork_id)
+
+    def _copy_messages(
+        self, conn: Connection, user_id: str, target_id: str, rows: Sequence[Any]
+    ) -> None:
+        new_ids: dict[str, str] = {}
+        attachments = self._attachments_for(conn, [row.id for row in rows])
+        tokens, cost, leaf = 0, 0.0, None
+        for seq, row in enumerate(rows):
+            copy_id = new_id("message")
+            new_ids[row.id] = copy_id
+            content = row.content
+            copies: list[Attachment] = []
+            for original in attachments.get(row.id, ()):
+                copy_attachment_id = new_id("attachment")
+                content = content.replace(original.id, copy_attachment_id)
+                copies.append(
+                    replace(
+                        original,
+                        id=copy_attachment_id,
+                        message_id=copy_id,
+                        conversation_id=target_id,
+                    )
+                )
+            values = dict(row._mapping)
+            values.pop("pk")
+            values.update(
+                id=copy_id,
+                conversation_id=target_id,
+                parent_id=new_ids.get(row.parent_id) if row.parent_id else None,
+                seq=seq,
+                content=content,
+                content_sha256=hashlib.sha256(content.encode("utf-8")).hexdigest(),
+            )
+            conn.execute(insert(t.messages).values(**values))
+            for copy in copies:
+                conn.execute(insert(t.attachments).values(user_id=user_id, **_attachment_row(copy)))
+            tokens += row.tokens or 0
+            cost += row.cost or 0.0
+            leaf = copy_id
+        conn.execute(
+            update(t.conversations)
+            .where(t.conversations.c.id == target_id)
+            .values(
+                message_count=len(rows), total_tokens=tokens, total_cost=cost, active_leaf_id=leaf
+            )
+        )
+
+    # -- messages ------------------------------------------------------------------
+    def append_message(self, user_id: str, conversation_id: str, message: NewMessage) -> Message:
+        return self.append_messages(user_id, conversation_id, [message])[0]
+
+    def append_messages(
+        self, user_id: str, conversation_id: str, messages: Sequence[NewMessage]
+    ) -> list[Message]:
+        check_name("user", user_id)
+        check_id("conversation", conversation_id)
+        if not messages:
+            return []
+        if len(messages) > limits.MAX_BATCH_MESSAGES:
+            raise InvalidInput(f"at most {limits.MAX_BATCH_MESSAGES} messages per call")
+        checked = [check_new_message(m) for m in messages]
+        for item in checked:
+            if item.new.parent_id is not None:
+                check_id("message", item.new.parent_id)
+        # Blobs first, outside the write lock: a large file must not stall other writers.
+        stored = [[self._store_blob(a) for a in item.new.attachments] for item in checked]
+        with self._write() as conn:
+            cursor = self._cursor(conn, user_id, conversation_id)
+            appended = [
+                self._insert_message(conn, user_id, cursor, item, blobs)
+                for item, blobs in zip(checked, stored, strict=True)
+            ]
+            conn.execute(
+                update(t.conversations)
+                .where(t.conversations.c.id == conversation_id)
+                .values(
+                    message_count=cursor.message_count,
+                    total_tokens=cursor.total_tokens,
+                    total_cost=cursor.total_cost,
+                    active_leaf_id=cursor.active_leaf_id,
+                    updated_at=to_text(utcnow()),
+                )
+            )
+        return appended
+
+    def _store_blob(self, attachment: NewAttachment) -> _StoredBlob:
+        if attachment.data is not None:
+            sha, size = self._blobs.put(attachment.data)
+        else:
+            try:
+                with open(str(attachment.path), "rb") as handle:  # noqa: PTH123
+                    sha, size = self._blobs.put(handle)
+            except OSError as exc:
+                raise InvalidInput(
+                    f"cannot read attachment {attachment.path}: {exc.strerror}"
+                ) from exc
+        return _StoredBlob(sha256=sha, size=size, source=attachment)
+
+    def _cursor(self, conn: Connection, user_id: str, conversation_id: str) -> _ConversationCursor:
+        row = self._conversation_row(conn, user_id, conversation_id)
+        if row.state == "trashed":
+            raise Conflict(
+                f"conversation {conversation_id} is in the trash",
+                hint="restore it before adding messages",
+            )
+        return _ConversationCursor(
+            id=row.id,
+            runtime_id=row.runtime_id,
+            message_count=row.message_count,
+            total_tokens=row.total_tokens,
+            total_cost=row.total_cost,
+            active_leaf_id=row.active_leaf_id,
+        )
+
+    def _insert_message(
+        self,
+        conn: Connection,
+        user_id: str,
+        cursor: _ConversationCursor,
+        item: CheckedMessage,
+        blobs: Sequence[_StoredBlob],
+    ) -> Message:
+        new = item.new
+        if new.root:
+            parent_id = None
+        elif new.parent_id is not None:
+            self._message_in(conn, user_id, cursor.id, new.parent_id, role="parent message")
+            parent_id = new.parent_id
+        else:
+            parent_id = cursor.active_leaf_id
+        message_id = new_id("message")
+        created = new.created_at or utcnow()
+        content, content_sha = item.content, item.content_sha256
+        attachments = [self._prepare_attachment(blob, message_id, cursor.id) for blob in blobs]
+        if attachments:
+            parts = [Part.from_dict(p) for p in decode_json(content)] + [
+                _attachment_part(a) for a in attachments
+            ]
+            content_bytes = canonical_json([p.to_dict() for p in parts])
+            if len(content_bytes) > limits.MAX_MESSAGE_BYTES:
+                raise InvalidInput("the message with its attachment references is too large")
+            content = content_bytes.decode("utf-8")
+            content_sha = hashlib.sha256(content_bytes).hexdigest()
+        conn.execute(
+            insert(t.messages).values(
+                id=message_id,
+                user_id=user_id,
+                conversation_id=cursor.id,
+                parent_id=parent_id,
+                seq=cursor.message_count,
+                role=new.role,
+                author=new.author,
+                content=content,
+                content_sha256=content_sha,
+                created_at=to_text(created),
+                model=new.model,
+                tokens=new.tokens,
+                cost=float(new.cost) if new.cost is not None else None,
+                metadata=item.metadata,
+                hidden=int(new.hidden),
+            )
+        )
+        for attachment in attachments:
+            conn.execute(
+                insert(t.attachments).values(user_id=user_id, **_attachment_row(attachment))
+            )
+        message = Message(
+            id=message_id,
+            conversation_id=cursor.id,
+            parent_id=parent_id,
+            seq=cursor.message_count,
+            role=new.role,  # type: ignore[arg-type]
+            author=new.author,
+            parts=tuple(Part.from_dict(p) for p in decode_json(content)),
+            created_at=from_text(to_text(created)),
+            model=new.model,
+            tokens=new.tokens,
+            cost=float(new.cost) if new.cost is not None else None,
+            metadata=decode_json(item.metadata),
+            hidden=new.hidden,
+            content_sha256=content_sha,
+            attachments=tuple(attachments),
+        )
+        cursor.message_count += 1
+        cursor.total_tokens += new.tokens or 0
+        cursor.total_cost += float(new.cost or 0.0)
+        cursor.active_leaf_id = message_id
+        return message
+
+    def _prepare_attachment(
+        self, blob: _StoredBlob, message_id: str, conversation_id: str
+    ) -> Attachment:
+        # Under the write lock now: a concurrent delete may have removed a blob that
+        # existed when we stored ours (content addressing deduplicated the write).
+        if not self._blobs.exists(blob.sha256):
+            self._store_blob(blob.source)
+        return Attachment(
+            id=new_id("attachment"),
+            message_id=message_id,
+            conversation_id=conversation_id,
+            sha256=blob.sha256,
+            size=blob.size,
+            mime_type=blob.source.mime_type,
+            name=blob.source.name,
+            created_at=from_text(to_text(utcnow())),
+        )
+
+    def get_message(self, user_id: str, message_id: str) -> Message:
+        check_name("user", user_id)
+        check_id("message", message_id)
+        with self._read() as conn:
+            row = conn.execute(
+                select(t.messages).where(
+                    t.messages.c.id == message_id, t.messages.c.user_id == user_id
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"no message {message_id}")
+            return self._messages(conn, [row])[0]
+
+    def list_messages(
+        self,
+        user_id: str,
+        conversation_id: str,
+        *,
+        leaf_id: str | None = None,
+        all_branches: bool = False,
+    ) -> list[Message]:
+        with self._read() as conn:
+            conversation = self._conversation_row(conn, user_id, conversation_id)
+            if all_branches:
+                rows = conn.execute(
+                    select(t.messages)
+                    .where(t.messages.c.conversation_id == conversation_id)
+                    .order_by(t.messages.c.seq)
+                ).all()
+                return self._messages(conn, rows)
+            if leaf_id is not None:
+                self._message_in(conn, user_id, conversation_id, check_id("message", leaf_id))
+            tip = leaf_id or conversation.active_leaf_id
+            if tip is None:
+                return []
+            return self._messages(conn, self._path_rows(conn, user_id, tip))
+
+    def list_branches(self, user_id: str, conversation_id: str) -> list[Branch]:
+        with self._read() as conn:
+            conversation = self._conversation_row(conn, user_id, conversation_id)
+            m = t.messages
+            rows = conn.execute(
+                select(m.c.id, m.c.parent_id)
+                .where(m.c.conversation_id == conversation_id)
+                .order_by(m.c.seq)
+            ).all()
+        parent_of = {row.id: row.parent_id for row in rows}
+        has_children = {row.parent_id for row in rows if row.parent_id}
+        branches: list[Branch] = []
+        for row in rows:
+            if row.id in has_children:
+                continue
+            path = []
+            node: str | None = row.id
+            while node is not None:
+                path.append(node)
+                node = parent_of.get(node)
+            path.reverse()
+            branches.append(
+                Branch(
+                    index=len(branches) + 1,
+                    leaf_id=row.id,
+                    length=len(path),
+                    active=row.id == conversation.active_leaf_id,
+                    message_ids=tuple(path),
+                )
+            )
+        return branches
+
+    def _path_rows(self, conn: Connection, user_id: str, leaf_id: str) -> list[Any]:
+        m = t.messages
+        path = (
+            select(m.c.id, m.c.parent_id)
+            .where(m.c.id == leaf_id, m.c.user_id == user_id)
+            .cte("path", recursive=True)
+        )
+        path = path.union_all(select(m.c.id, m.c.parent_id).join(path, m.c.id == path.c.parent_id))
+        return list(conn.execute(select(m).join(path, m.c.id == path.c.id).order_by(m.c.seq)).all())
+
+    def _message_in(
+        self,
+        conn: Connection,
+        user_id: str,
+        conversation_id: str,
+        message_id: str,
+        *,
+        role: str = "message",
+    ) -> None:
+        owner = conn.execute(
+            select(t.messages.c.conversation_id).where(
+                t.messages.c.id == message_id, t.messages.c.user_id == user_id
+            )
+        ).scalar()
+        if owner is None:
+            raise NotFound(f"no {role} {message_id}")
+        if owner != conversation_id:
+            raise InvalidInput(
+                f"{role} {message_id} belongs to another conversation, not {conversation_id}"
+            )
+
+    def _attachments_for(
+        self, conn: Connection, message_ids: Sequence[str]
+    ) -> dict[str, list[Attachment]]:
+        found: dict[str, list[Attachment]] = {}
+        a = t.attachments
+        for start in range(0, len(message_ids), 500):
+            chunk = message_ids[start : start + 500]
+            for row in conn.execute(select(a).where(a.c.message_id.in_(chunk)).order_by(a.c.id)):
+                found.setdefault(row.message_id, []).append(_attachment(row))
+        return found
+
+    def _messages(self, conn: Connection, rows: Sequence[Any]) -> list[Message]:
+        attachments = self._attachments_for(conn, [row.id for row in rows])
+        return [_message(row, attachments.get(row.id, [])) for row in rows]
+
+    def get_attachment(self, user_id: str, attachment_id: str) -> Attachment:
+        check_name("user", user_id)
+        check_id("attachment", attachment_id)
+        with self._read() as conn:
+            row = conn.execute(
+                select(t.attachments).where(
+                    t.attachments.c.id == attachment_id, t.attachments.c.user_id == user_id
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"no attachment {attachment_id}")
+        return _attachment(row)
+
+    def read_attachment(self, user_id: str, attachment_id: str) -> bytes:
+        return self._blobs.read(self.get_attachment(user_id, attachment_id).sha256)
+
+    # -- settings ------------------------------------------------------------------
+    def get_setting(self, user_id: str, key: str) -> Any:
+        check_setting_key(key)
+        with self._read() as conn:
+            self._require_user(conn, user_id)
+            value = conn.execute(
+                select(t.settings.c.value).where(
+                    t.settings.c.user_id == user_id, t.settings.c.key == key
+                )
+            ).scalar()
+        if value is None:
+            raise NotFound(f"no setting {key!r}")
+        return decode_json(value)
+
+    def set_setting(self, user_id: str, key: str, value: Any) -> None:
+        check_setting_key(key)
+        encoded = encode_json(f"setting {key}", value)
+        s = t.settings
+        with self._write() as conn:
+            self._require_user(conn, user_id)
+            conn.execute(delete(s).where(s.c.user_id == user_id, s.c.key == key))
+            conn.execute(
+                insert(s).values(
+                    user_id=user_id, key=key, value=encoded, updated_at=to_text(utcnow())
+                )
+            )
+
+    def delete_setting(self, user_id: str, key: str) -> None:
+        check_setting_key(key)
+        s = t.settings
+        with self._write() as conn:
+            self._require_user(conn, user_id)
+            if not conn.execute(delete(s).where(s.c.user_id == user_id, s.c.key == key)).rowcount:
+                raise NotFound(f"no setting {key!r}")
+
+    def list_settings(self, user_id: str, *, prefix: str | None = None) -> dict[str, Any]:
+        s = t.settings
+        with self._read() as conn:
+            self._require_user(conn, user_id)
+            rows = conn.execute(
+                select(s.c.key, s.c.value).where(s.c.user_id == user_id).order_by(s.c.key)
+            ).all()
+        return {
+            row.key: decode_json(row.value)
+            for row in rows
+            if prefix is None or row.key == prefix or row.key.startswith(prefix + ".")
+        }
+
+    # -- shared row access ---------------------------------------------------------
+    def _conversation_row(
+        self, conn: Connection, user_id: str, conversation_id: str, *, required: bool = True
+    ) -> Any:
+        check_name("user", user_id)
+        check_id("conversation", conversation_id)
+        row = conn.execute(
+            select(t.conversations).where(
+                t.conversations.c.id == conversation_id, t.conversations.c.user_id == user_id
+            )
+        ).first()
+        if row is None and required:
+            raise NotFound(f"no conversation {conversation_id}")
+        return row
+
+    def _conversation(self, conn: Connection, user_id: str, conversation_id: str) -> Conversation:
+        found = self._conversations(conn, user_id, [conversation_id])
+        if not found:
+            raise NotFound(f"no conversation {conversation_id}")
+        return found[0]
+
+    def _conversations(
+        self, conn: Connection, user_id: str, ids: Sequence[str]
+    ) -> list[Conversation]:
+        """Full :class:`Conversation` objects for ``ids``, in the order given."""
+        if not ids:
+            return []
+        c, r, p, ct = t.conversations, t.runtimes, t.pins, t.conversation_tags
+        pinned = exists().where(
+            p.c.user_id == c.c.user_id,
+            p.c.runtime_id == c.c.runtime_id,
+            p.c.conversation_id == c.c.id,
+        )
+        query = (
+            select(c, r.c.primary_conversation_id, pinned.label("pinned"))
+            .join(r, and_(r.c.user_id == c.c.user_id, r.c.id == c.c.runtime_id))
+            .where(c.c.user_id == user_id, c.c.id.in_(ids))
+        )
+        rows = {row.id: row for row in conn.execute(query)}
+        tags: dict[str, list[str]] = {}
+        for row in conn.execute(
+            select(ct.c.conversation_id, ct.c.tag)
+            .where(ct.c.conversation_id.in_(ids))
+            .order_by(ct.c.tag)
+        ):
+            tags.setdefault(row.conversation_id, []).append(row.tag)
+        return [_conversation(rows[i], tags.get(i, [])) for i in ids if i in rows]
+
+    # -- integrity -----------------------------------------------------------------
+    def check(self) -> list[Problem]:
+        problems: list[Problem] = []
+        with self._read() as conn:
+            problems += [Problem("database", line) for line in self._dialect_checks(conn)]
+            problems += self._check_tree(conn)
+            problems += self._check_counters(conn)
+            problems += self._check_runtimes(conn)
+            problems += self._check_content(conn)
+            referenced = set(conn.scalars(select(t.attachments.c.sha256).distinct()))
+        problems += self._check_blobs(referenced)
+        return problems
+
+    def _check_tree(self, conn: Connection) -> list[Problem]:
+        m, parent, c = t.messages, t.messages.alias("parent"), t.conversations
+        problems = []
+        bad_parents = conn.execute(
+            select(
+                m.c.id,
+                m.c.conversation_id,
+                parent.c.conversation_id.label("pc"),
+                parent.c.seq,
+                m.c.seq.label("s"),
+            )
+            .join(parent, parent.c.id == m.c.parent_id)
+            .where((parent.c.conversation_id != m.c.conversation_id) | (parent.c.seq >= m.c.seq))
+        )
+        for row in bad_parents:
+            problems.append(
+                Problem(
+                    "tree",
+                    f"message {row.id} has a parent outside its conversation or after it",
+                    subject=row.id,
+                )
+            )
+        dangling = conn.execute(
+            select(c.c.id).where(
+                c.c.active_leaf_id.is_not(None),
+                ~exists().where(m.c.id == c.c.active_leaf_id, m.c.conversation_id == c.c.id),
+            )
+        )
+        for row in dangling:
+            problems.append(
+                Problem(
+                    "tree", f"conversation {row.id} points at a missing active leaf", subject=row.id
+                )
+            )
+        return problems
+
+    def _check_counters(self, conn: Connection) -> list[Problem]:
+        m, c = t.messages, t.conversations
+        totals = (
+            select(
+                m.c.conversation_id,
+                func.count().label("n"),
+                func.max(m.c.seq).label("max_seq"),
+                func.coalesce(func.sum(m.c.tokens), 0).label("tokens"),
+                func.coalesce(func.sum(m.c.cost), 0.0).label("cost"),
+            )
+            .group_by(m.c.conversation_id)
+            .subquery()
+        )
+        rows = conn.execute(
+            select(c.c.id, c.c.message_count, c.c.total_tokens, c.c.total_cost, totals).outerjoin(
+                totals, totals.c.conversation_id == c.c.id
+            )
+        )
+        problems = []
+        for row in rows:
+            count = row.n or 0
+            expected_max = count - 1 if count else None
+            if row.message_count != count or row.max_seq != expected_max:
+                problems.append(
+                    Problem(
+                        "counters",
+                        f"conversation {row.id} counts {row.message_count} messages "
+                        f"but holds {count} (last seq {row.max_seq})",
+                        subject=row.id,
+                    )
+                )
+            if row.total_tokens != (row.tokens or 0) or not math.isclose(
+                row.total_cost, row.cost or 0.0, abs_tol=_COST_TOLERANCE
+            ):
+                problems.append(
+                    Problem(
+                        "counters",
+                        f"conversation {row.id} has token or cost totals "
+                        "that disagree with its messages",
+                        subject=row.id,
+                    )
+                )
+        return problems
+
+    def _check_runtimes(self, conn: Connection) -> list[Problem]:
+        r, c, p = t.runtimes, t.conversations, t.pins
+        problems = []
+        rows = conn.execute(
+            select(
+                r.c.user_id, r.c.id, r.c.primary_conversation_id, c.c.runtime_id, c.c.state
+            ).outerjoin(c, and_(c.c.id == r.c.primary_conversation_id, c.c.user_id == r.c.user_id))
+        )
+        for row in rows:
+            if row.runtime_id != row.id or row.state != "active":
+                problems.append(
+                    Problem(
+                        "runtimes",
+                        f"runtime {row.id!r} of user {row.user_id!r} has no live home conversation",
+                        subject=row.id,
+                    )
+                )
+        stray_pins = conn.execute(
+            select(p.c.conversation_id).where(
+                ~exists().where(
+                    c.c.id == p.c.conversation_id,
+                    c.c.runtime_id == p.c.runtime_id,
+                    c.c.user_id == p.c.user_id,
+                )
+            )
+        )
+        for row in stray_pins:
+            problems.append(
+                Problem(
+                    "pins",
+                    f"pin of {row.conversation_id} is in the wrong runtime",
+                    subject=row.conversation_id,
+                )
+            )
+        return problems
+
+    def _check_content(self, conn: Connection) -> list[Problem]:
+        m = t.messages
+        problems = []
+        for row in conn.execute(select(m.c.id, m.c.content, m.c.content_sha256)).yield_per(1000):
+            if hashlib.sha256(row.content.encode("utf-8")).hexdigest() != row.content_sha256:
+                problems.append(
+                    Problem(
+                        "content",
+                        f"message {row.id} does not match its content hash",
+                        subject=row.id,
+                    )
+                )
+        return problems
+
+    def _check_blobs(self, referenced: set[str]) -> list[Problem]:
+        problems = []
+        for sha in sorted(referenced):
+            if not self._blobs.exists(sha):
+                problems.append(Problem("blobs", f"blob {sha} is missing", subject=sha))
+            elif self._blobs.hash_of(sha) != sha:
+                problems.append(
+                    Problem("blobs", f"blob {sha} does not match its hash", subject=sha)
+                )
+        for sha in sorted(set(self._blobs.all_digests()) - referenced):
+            problems.append(
+                Problem(
+                    "blobs",
+                    f"blob {sha} is not used by any attachment",
+                    severity="warning",
+                    subject=sha,
+                )
+            )
+        return problems
+
+
+# -- row conversion ---------------------------------------------------------------
+def _user_not_found(user_id: str) -> NotFound:
+    return NotFound(f"no user {user_id!r}", hint="create it with 'chatkeep user add NAME'")
+
+
+def _user(row: Row[Any]) -> User:
+    return User(id=row.id, display_name=row.display_name, created_at=from_text(row.created_at))
+
+
+def _runtime(row: Any) -> Runtime:
+    return Runtime(
+        id=row.id,
+        user_id=row.user_id,
+        name=row.name,
+        origin=row.origin,
+        config=decode_json(row.config),
+        primary_conversation_id=row.primary_conversation_id,
+        created_at=from_text(row.created_at),
+        updated_at=from_text(row.updated_at),
+    )
+
+
+def _conversation(row: Any, tags: Sequence[str]) -> Conversation:
+    is_primary = row.primary_conversation_id == row.id
+    return Conversation(
+        id=row.id,
+        user_id=row.user_id,
+        runtime_id=row.runtime_id,
+        title=row.title,
+        origin=row.origin,
+        state=row.state,
+        model=row.model,
+        tags=tuple(tags),
+        message_count=row.message_count,
+        total_tokens=row.total_tokens,
+        total_cost=row.total_cost,
+        active_leaf_id=row.active_leaf_id,
+        forked_from_conversation_id=row.forked_from_conversation_id,
+        forked_from_message_id=row.forked_from_message_id,
+        is_primary=is_primary,
+        pinned=is_primary or bool(row.pinned),
+        created_at=from_text(row.created_at),
+        updated_at=from_text(row.updated_at),
+        trashed_at=optional_from_text(row.trashed_at),
+    )
+
+
+def _attachment(row: Any) -> Attachment:
+    return Attachment(
+        id=row.id,
+        message_id=row.message_id,
+        conversation_id=row.conversation_id,
+        sha256=row.sha256,
+        size=row.size,
+        mime_type=row.mime_type,
+        name=row.name,
+        created_at=from_text(row.created_at),
+    )
+
+
+def _attachment_row(attachment: Attachment) -> dict[str, Any]:
+    return {
+        "id": attachment.id,
+        "message_id": attachment.message_id,
+        "conversation_id": attachment.conversation_id,
+        "sha256": attachment.sha256,
+        "size": attachment.size,
+        "mime_type": attachment.mime_type,
+        "name": attachment.name,
+        "created_at": to_text(attachment.created_at),
+    }
+
+
+def _attachment_part(attachment: Attachment) -> Part:
+    kind = "image" if attachment.mime_type.startswith("image/") else "file"
+    return Part(
+        kind=kind,
+        data={
+            "attachment_id": attachment.id,
+            "name": attachment.name,
+            "mime_type": attachment.mime_type,
+            "size": attachment.size,
+            "sha256": attachment.sha256,
+        },
+    )
+
+
+def _message(row: Any, attachments: Sequence[Attachment]) -> Message:
+    return Message(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        parent_id=row.parent_id,
+        seq=row.seq,
+        role=row.role,
+        author=row.author,
+        parts=tuple(Part.from_dict(p) for p in decode_json(row.content)),
+        created_at=optional_from_text(row.created_at),
+        model=row.model,
+        tokens=row.tokens,
+        cost=row.cost,
+        metadata=decode_json(row.metadata),
+        hidden=bool(row.hidden),
+        content_sha256=row.content_sha256,
+        attachments=tuple(attachments),
+    )

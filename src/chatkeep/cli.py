@@ -1,0 +1,669 @@
+"""The ``chatkeep`` command line: parses, calls the library, formats. Nothing more.
+
+Every :class:`~chatkeep.errors.ChatkeepError` becomes a message on stderr (or a JSON
+error object on stdout with ``--json``) and the error's exit code; never a traceback.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+import orjson
+
+from chatkeep import location, render, shapes
+from chatkeep.errors import ChatkeepError, InvalidInput, NotFound
+from chatkeep.model import ConversationState, NewAttachment, NewMessage, Part
+from chatkeep.store import Store
+from chatkeep.vault import Vault, open_vault
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Exit code for a bug in chatkeep itself (EX_SOFTWARE).
+INTERNAL_ERROR_EXIT = 70
+#: Exit code of ``doctor`` when it finds problems.
+DOCTOR_PROBLEMS_EXIT = 9
+
+
+class State:
+    """What the global options chose; opens the vault on first use."""
+
+    def __init__(self, home: str | None, env: str | None, user: str | None) -> None:
+        self.home, self.env, self.explicit_user = home, env, user
+        self._vault: Vault | None = None
+
+    @property
+    def vault(self) -> Vault:
+        if self._vault is None:
+            self._vault = open_vault(self.home, env=self.env)
+        return self._vault
+
+    @property
+    def store(self) -> Store:
+        return self.vault.store
+
+    @property
+    def user(self) -> str:
+        """The acting user: ``--user``, ``CHATKEEP_USER``, or the vault's only user."""
+        if self.explicit_user:
+            return self.explicit_user
+        users = self.store.list_users()
+        if len(users) == 1:
+            return users[0].id
+        if not users:
+            raise NotFound("the vault has no users yet", hint="run 'chatkeep user add NAME'")
+        raise InvalidInput(
+            "the vault has several users; say which one",
+            hint="pass --user NAME or set CHATKEEP_USER",
+        )
+
+    def close(self) -> None:
+        if self._vault is not None:
+            self._vault.close()
+
+
+def _state() -> State:
+    state = click.get_current_context().find_object(State)
+    assert state is not None
+    return state
+
+
+def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    ctx.meta["chatkeep.json"] = value
+    return value
+
+
+def json_option(func: F) -> F:
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        callback=_set_json,
+        is_eager=True,
+        help="Print machine-readable JSON (shapes in docs/json.md).",
+    )(func)
+
+
+def emit_json(value: Any) -> None:
+    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+
+
+def say(text: str) -> None:
+    """Print human-readable text, with control characters made visible."""
+    click.echo(render.terminal_safe(text))
+
+
+class ChatkeepGroup(click.Group):
+    """Turns library errors into messages and exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ChatkeepError as error:
+            _fail(ctx, error)
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().main(*args, **kwargs)
+        except (click.exceptions.Exit, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as error:  # a bug: say so briefly, no traceback
+            if os.environ.get("CHATKEEP_DEBUG"):
+                raise
+            click.echo(f"internal error: {type(error).__name__}: {error}", err=True)
+            click.echo("hint: set CHATKEEP_DEBUG=1 for a traceback, and please report it", err=True)
+            sys.exit(INTERNAL_ERROR_EXIT)
+
+
+def _fail(ctx: click.Context, error: ChatkeepError) -> NoReturn:
+    if ctx.meta.get("chatkeep.json"):
+        emit_json({"error": error.to_dict()})
+    else:
+        click.echo(f"error: {render.terminal_safe(error.message)}", err=True)
+        if error.hint:
+            click.echo(f"hint: {error.hint}", err=True)
+    ctx.exit(error.exit_code)
+    raise AssertionError("unreachable")
+
+
+@click.group(cls=ChatkeepGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=str),
+    help="Base directory of vaults (default: $CHATKEEP_HOME, else the user data directory).",
+)
+@click.option(
+    "--env", "env", help="Environment whose vault to use (default: $CHATKEEP_ENV or 'default')."
+)
+@click.option("--user", "user", envvar="CHATKEEP_USER", help="Act as this user ($CHATKEEP_USER).")
+@click.version_option(package_name="chatkeep")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None, env: str | None, user: str | None) -> None:
+    """chatkeep: keep every AI conversation, durably, in a vault you own.
+
+    A vault is one directory (SQLite database + attachment blobs). Everything in it
+    belongs to a user; runtimes are assistant identities, each with a pinned home
+    conversation. Start with 'chatkeep init'.
+    """
+    state = State(home, env, user)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+# -- vault -----------------------------------------------------------------------
+@cli.command()
+@click.option("--allow-in-git", is_flag=True, help="Allow a vault inside a git work tree.")
+@click.option("--user", "user_name", help="Also create this user (same as the global --user).")
+@json_option
+def init(allow_in_git: bool, user_name: str | None, as_json: bool) -> None:
+    """Create the vault (if missing) and, with --user, that user.
+
+    The vault goes to <home>/<env>; creating it inside a git work tree is refused
+    unless --allow-in-git is given. Running init again is harmless.
+    """
+    state = _state()
+    state.explicit_user = user_name or state.explicit_user
+    root = location.resolve_root(state.home, state.env)
+    created = location.initialise(root, allow_in_git=allow_in_git)
+    user_created = False
+    if state.explicit_user:
+        existing = {u.id for u in state.store.list_users()}
+        if state.explicit_user not in existing:
+            state.store.add_user(state.explicit_user)
+            user_created = True
+    else:
+        state.store.list_users()  # open it: creates and migrates the database
+    if as_json:
+        emit_json({"root": str(root), "created": created, "user_created": user_created})
+        return
+    say(f"{'Created' if created else 'Found'} vault at {root}")
+    if user_created:
+        say(f"Created user {state.explicit_user}")
+
+
+@cli.command()
+@click.option("--rebuild", is_flag=True, help="Also rebuild derived data (nothing is derived yet).")
+@json_option
+def doctor(rebuild: bool, as_json: bool) -> None:
+    """Check the vault: database integrity, foreign keys, trees, counters, blob hashes.
+
+    Exits with status 9 when it finds an error (warnings alone exit 0).
+    """
+    problems = _state().vault.doctor()
+    errors = [p for p in problems if p.severity == "error"]
+    if as_json:
+        emit_json({"ok": not errors, "problems": [shapes.problem(p) for p in problems]})
+    else:
+        for problem in problems:
+            say(f"{problem.severity}: [{problem.check}] {problem.message}")
+        say("vault is healthy" if not errors else f"{len(errors)} problem(s) found")
+    if errors:
+        sys.exit(DOCTOR_PROBLEMS_EXIT)
+
+
+# -- users -----------------------------------------------------------------------
+@cli.group()
+def user() -> None:
+    """Add and list users."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--display-name", help="How to show the user.")
+@json_option
+def user_add(name: str, display_name: str | None, as_json: bool) -> None:
+    """Create user NAME (lower-case letters, digits, '-' and '_')."""
+    created = _state().store.add_user(name, display_name=display_name)
+    emit_json(shapes.user(created)) if as_json else say(created.id)
+
+
+@user.command("ls")
+@json_option
+def user_ls(as_json: bool) -> None:
+    """List users."""
+    users = _state().store.list_users()
+    if as_json:
+        emit_json([shapes.user(u) for u in users])
+        return
+    for u in users:
+        say(u.id + (f"  {u.display_name}" if u.display_name else ""))
+
+
+# -- runtimes --------------------------------------------------------------------
+@cli.group()
+def runtime() -> None:
+    """Add, list and show runtimes (assistant identities)."""
+
+
+@runtime.command("add")
+@click.argument("name")
+@click.option("--display-name", help="Display name (default: NAME).")
+@click.option("--model", help="Model the runtime uses.")
+@click.option("--instructions", help="Instructions / persona.")
+@click.option("--config", "config_json", help="Full configuration as a JSON object.")
+@json_option
+def runtime_add(
+    name: str,
+    display_name: str | None,
+    model: str | None,
+    instructions: str | None,
+    config_json: str | None,
+    as_json: bool,
+) -> None:
+    """Create runtime NAME with its home conversation chat_with_NAME."""
+    config = _parse_json_object(config_json, "--config") if config_json else {}
+    if model:
+        config["model"] = model
+    if instructions:
+        config["instructions"] = instructions
+    state = _state()
+    created = state.store.create_runtime(state.user, name, name=display_name, config=config)
+    if as_json:
+        emit_json(shapes.runtime(created))
+    else:
+        say(f"{created.id}  home: {created.primary_conversation_id}")
+
+
+@runtime.command("ls")
+@json_option
+def runtime_ls(as_json: bool) -> None:
+    """List the user's runtimes."""
+    state = _state()
+    runtimes = state.store.list_runtimes(state.user)
+    if as_json:
+        emit_json([shapes.runtime(r) for r in runtimes])
+        return
+    for r in runtimes:
+        say(f"{r.id}  {r.name}  home: {r.primary_conversation_id}")
+
+
+@runtime.command("show")
+@click.argument("name")
+@json_option
+def runtime_show(name: str, as_json: bool) -> None:
+    """Show a runtime's configuration."""
+    state = _state()
+    found = state.store.get_runtime(state.user, name)
+    if as_json:
+        emit_json(shapes.runtime(found))
+        return
+    say(f"runtime: {found.id} ({found.name}), origin {found.origin}")
+    say(f"home:    {found.primary_conversation_id}")
+    say("config:  " + orjson.dumps(found.config, option=orjson.OPT_INDENT_2).decode())
+
+
+@cli.command()
+@click.argument("runtime_name", metavar="RUNTIME")
+@json_option
+def route(runtime_name: str, as_json: bool) -> None:
+    """Print the id of RUNTIME's home conversation (re-created if missing)."""
+    state = _state()
+    home = state.store.route(state.user, runtime_name)
+    emit_json(shapes.conversation(home)) if as_json else say(home.id)
+
+
+# -- conversations ---------------------------------------------------------------
+@cli.command()
+@click.option("--runtime", "runtime_name", help="Runtime (default: the user's only runtime).")
+@click.option("--title", help="Title.")
+@click.option("--model", help="Model.")
+@click.option("--tag", "tags", multiple=True, help="Tag (repeatable).")
+@json_option
+def new(
+    runtime_name: str | None,
+    title: str | None,
+    model: str | None,
+    tags: Sequence[str],
+    as_json: bool,
+) -> None:
+    """Start a conversation; prints its id."""
+    state = _state()
+    runtime_id = runtime_name or _only_runtime(state)
+    created = state.store.create_conversation(
+        state.user, runtime_id, title=title, model=model, tags=tags
+    )
+    emit_json(shapes.conversation(created)) if as_json else say(created.id)
+
+
+def _only_runtime(state: State) -> str:
+    runtimes = state.store.list_runtimes(state.user)
+    if len(runtimes) == 1:
+        return runtimes[0].id
+    if not runtimes:
+        raise NotFound("you have no runtimes yet", hint="run 'chatkeep runtime add NAME'")
+    raise InvalidInput("you have several runtimes; say which one", hint="pass --runtime NAME")
+
+
+@cli.command()
+@click.argument("conversation")
+@click.argument("text", required=False)
+@click.option("--role", default="user", show_default=True, help="system, user, assistant or tool.")
+@click.option(
+    "--parent", help="Continue from this message (a new branch); default: the active branch."
+)
+@click.option("--root", is_flag=True, help="Start a new root message.")
+@click.option("--model", help="Model that produced the message.")
+@click.option("--author", help="Author name.")
+@click.option("--tokens", type=int, help="Token count.")
+@click.option("--cost", type=float, help="Cost.")
+@click.option("--hidden", is_flag=True, help="Mark the message hidden.")
+@click.option(
+    "--attach",
+    "attachments",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Attach a file (repeatable).",
+)
+@json_option
+def append(
+    conversation: str,
+    text: str | None,
+    role: str,
+    parent: str | None,
+    root: bool,
+    model: str | None,
+    author: str | None,
+    tokens: int | None,
+    cost: float | None,
+    hidden: bool,
+    attachments: Sequence[Path],
+    as_json: bool,
+) -> None:
+    """Append a message to CONVERSATION; prints the new message's id.
+
+    TEXT comes from the argument or, when it is omitted, from standard input. The
+    message is durable when the command returns.
+    """
+    if text is None:
+        if sys.stdin.isatty() and not attachments:
+            raise InvalidInput("no text given", hint="pass TEXT or pipe it on standard input")
+        text = "" if sys.stdin.isatty() else sys.stdin.read()
+    state = _state()
+    message = NewMessage(
+        role=role,
+        parts=(Part(kind="text", text=text),) if text else (),
+        parent_id=parent,
+        root=root,
+        author=author,
+        model=model,
+        tokens=tokens,
+        cost=cost,
+        hidden=hidden,
+        attachments=tuple(
+            NewAttachment(name=path.name, path=str(path), mime_type=_guess_mime(path))
+            for path in attachments
+        ),
+    )
+    stored = state.store.append_message(state.user, conversation, message)
+    emit_json(shapes.message(stored)) if as_json else say(stored.id)
+
+
+def _guess_mime(path: Path) -> str:
+    return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+@cli.command("ls")
+@click.option("--runtime", "runtime_name", help="Only this runtime (sidebar order).")
+@click.option("--archived", is_flag=True, help="List archived conversations.")
+@click.option("--trashed", is_flag=True, help="List the trash.")
+@click.option("--limit", default=50, show_default=True, help="Page size.")
+@click.option("--offset", default=0, show_default=True, help="Skip this many.")
+@json_option
+def ls(
+    runtime_name: str | None, archived: bool, trashed: bool, limit: int, offset: int, as_json: bool
+) -> None:
+    """List conversations in sidebar order.
+
+    For each runtime (or only --runtime): its home conversation (⌂), then its pins (*),
+    then the rest by last activity. --limit and --offset page each runtime's list.
+    """
+    if archived and trashed:
+        raise InvalidInput("choose one of --archived and --trashed")
+    state = _state()
+    wanted: ConversationState = "archived" if archived else "trashed" if trashed else "active"
+    if wanted == "active" and runtime_name is None:
+        # One sidebar per runtime, each in its own order (home, pins, recent).
+        runtime_ids = [r.id for r in state.store.list_runtimes(state.user)]
+    else:
+        runtime_ids = [runtime_name]  # type: ignore[list-item]
+    conversations = [
+        c
+        for runtime_id in runtime_ids
+        for c in state.store.list_conversations(
+            state.user, runtime_id=runtime_id, state=wanted, limit=limit, offset=offset
+        )
+    ]
+    if as_json:
+        emit_json([shapes.conversation(c) for c in conversations])
+        return
+    for c in conversations:
+        marker = "⌂" if c.is_primary else "*" if c.pinned else " "
+        when = f"{c.updated_at:%Y-%m-%d %H:%M}"
+        say(f"{marker} {c.id}  {c.runtime_id:<16} {c.message_count:>6}  {when}  {c.title}")
+
+
+@cli.command()
+@click.argument("conversation")
+@click.option("--markdown", "as_markdown", is_flag=True, help="Print a Markdown transcript.")
+@click.option("--branch", type=int, help="Show branch N (see 'chatkeep branches').")
+@click.option("--all-branches", is_flag=True, help="Show every message of every branch.")
+@click.option("--raw", is_flag=True, help="Do not escape control characters.")
+@json_option
+def show(
+    conversation: str,
+    as_markdown: bool,
+    branch: int | None,
+    all_branches: bool,
+    raw: bool,
+    as_json: bool,
+) -> None:
+    """Show a conversation: its active branch by default."""
+    if branch is not None and all_branches:
+        raise InvalidInput("choose one of --branch and --all-branches")
+    state = _state()
+    found = state.store.get_conversation(state.user, conversation)
+    leaf = None
+    if branch is not None:
+        branches = state.store.list_branches(state.user, conversation)
+        if not 1 <= branch <= len(branches):
+            raise NotFound(f"no branch {branch}; the conversation has {len(branches)}")
+        leaf = branches[branch - 1].leaf_id
+    messages = state.store.list_messages(
+        state.user, conversation, leaf_id=leaf, all_branches=all_branches
+    )
+    if as_json:
+        emit_json(
+            {
+                "conversation": shapes.conversation(found),
+                "messages": [shapes.message(m) for m in messages],
+            }
+        )
+        return
+    text = render.conversation_markdown(found, messages)
+    click.echo(text if raw else render.terminal_safe(text), nl=False)
+    _ = as_markdown  # the human form is Markdown already; the flag states it explicitly
+
+
+@cli.command()
+@click.argument("conversation")
+@json_option
+def branches(conversation: str, as_json: bool) -> None:
+    """List a conversation's branches (root-to-leaf paths)."""
+    state = _state()
+    found = state.store.list_branches(state.user, conversation)
+    if as_json:
+        emit_json([shapes.branch(b) for b in found])
+        return
+    for b in found:
+        say(f"{'>' if b.active else ' '} {b.index}  {b.length:>5} messages  leaf {b.leaf_id}")
+
+
+@cli.command()
+@click.argument("conversation")
+@click.argument("message")
+@click.option("--title", help="Title of the new conversation.")
+@json_option
+def fork(conversation: str, message: str, title: str | None, as_json: bool) -> None:
+    """Copy CONVERSATION up to MESSAGE into a new conversation; prints its id."""
+    state = _state()
+    created = state.store.fork_conversation(state.user, conversation, message, title=title)
+    emit_json(shapes.conversation(created)) if as_json else say(created.id)
+
+
+@cli.command()
+@click.argument("conversation")
+@click.argument("title")
+@json_option
+def rename(conversation: str, title: str, as_json: bool) -> None:
+    """Rename a conversation."""
+    state = _state()
+    _print_conversation(state.store.rename_conversation(state.user, conversation, title), as_json)
+
+
+@cli.command()
+@click.argument("conversation")
+@click.option("--add", "add", multiple=True, help="Tag to add (repeatable).")
+@click.option("--remove", "remove", multiple=True, help="Tag to remove (repeatable).")
+@json_option
+def tag(conversation: str, add: Sequence[str], remove: Sequence[str], as_json: bool) -> None:
+    """Add or remove tags."""
+    state = _state()
+    _print_conversation(
+        state.store.tag_conversation(state.user, conversation, add=add, remove=remove), as_json
+    )
+
+
+def _print_conversation(conversation: Any, as_json: bool) -> None:
+    if as_json:
+        emit_json(shapes.conversation(conversation))
+    else:
+        say(f"{conversation.id}  {conversation.state}  {conversation.title}")
+
+
+def _lifecycle(name: str, method: str, doc: str) -> None:
+    @cli.command(name, help=doc)
+    @click.argument("conversations", nargs=-1, required=True, metavar="CONVERSATION...")
+    @json_option
+    def command(conversations: Sequence[str], as_json: bool) -> None:
+        state = _state()
+        changed = [getattr(state.store, method)(state.user, c) for c in conversations]
+        if as_json:
+            emit_json([shapes.conversation(c) for c in changed])
+        else:
+            for c in changed:
+                _print_conversation(c, False)
+
+
+_lifecycle("pin", "pin_conversation", "Pin conversations in their runtime's sidebar.")
+_lifecycle("unpin", "unpin_conversation", "Unpin conversations.")
+_lifecycle("archive", "archive_conversation", "Archive conversations (hidden from the sidebar).")
+_lifecycle("unarchive", "unarchive_conversation", "Bring archived conversations back.")
+_lifecycle("trash", "trash_conversation", "Move conversations to the trash.")
+_lifecycle("restore", "restore_conversation", "Restore conversations from the trash.")
+
+
+@cli.command()
+@click.argument("conversations", nargs=-1, required=True, metavar="CONVERSATION...")
+@click.option(
+    "--hard", is_flag=True, help="Delete for good: messages, attachments and unused blobs."
+)
+@json_option
+def rm(conversations: Sequence[str], hard: bool, as_json: bool) -> None:
+    """Move conversations to the trash, or with --hard delete them for good."""
+    state = _state()
+    if not hard:
+        changed = [state.store.trash_conversation(state.user, c) for c in conversations]
+        if as_json:
+            emit_json([shapes.conversation(c) for c in changed])
+        else:
+            for c in changed:
+                say(f"{c.id}  moved to the trash (use --hard to delete for good)")
+        return
+    reports = [state.store.delete_conversation(state.user, c) for c in conversations]
+    if as_json:
+        emit_json(
+            [
+                {"id": c, **shapes.delete_report(r)}
+                for c, r in zip(conversations, reports, strict=True)
+            ]
+        )
+        return
+    for cid, r in zip(conversations, reports, strict=True):
+        say(f"{cid}  deleted: {r.messages} messages, {r.attachments} attachments, {r.blobs} blobs")
+
+
+# -- settings --------------------------------------------------------------------
+@cli.group()
+def config() -> None:
+    """Get and set per-user settings (namespaced keys, JSON values)."""
+
+
+@config.command("get")
+@click.argument("key")
+@json_option
+def config_get(key: str, as_json: bool) -> None:
+    """Print the value of KEY (e.g. ui.theme)."""
+    state = _state()
+    value = state.store.get_setting(state.user, key)
+    if as_json:
+        emit_json({"key": key, "value": value})
+    else:
+        say(value if isinstance(value, str) else orjson.dumps(value).decode())
+
+
+@config.command("set")
+@click.argument("key")
+@click.argument("value")
+@json_option
+def config_set(key: str, value: str, as_json: bool) -> None:
+    """Set KEY to VALUE. VALUE is read as JSON when it parses, else as a string."""
+    try:
+        parsed: Any = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        parsed = value
+    state = _state()
+    state.store.set_setting(state.user, key, parsed)
+    if as_json:
+        emit_json({"key": key, "value": parsed})
+
+
+@config.command("unset")
+@click.argument("key")
+def config_unset(key: str) -> None:
+    """Remove KEY."""
+    state = _state()
+    state.store.delete_setting(state.user, key)
+
+
+@config.command("ls")
+@click.option("--prefix", help="Only keys in this namespace.")
+@json_option
+def config_ls(prefix: str | None, as_json: bool) -> None:
+    """List settings."""
+    state = _state()
+    values = state.store.list_settings(state.user, prefix=prefix)
+    if as_json:
+        emit_json(values)
+        return
+    for key, value in values.items():
+        say(f"{key} = {orjson.dumps(value).decode()}")
+
+
+def _parse_json_object(text: str, what: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{what} must be a JSON object")
+    return value
+
+
+def main() -> None:
+    """Entry point of the ``chatkeep`` script."""
+    cli(prog_name="chatkeep")

@@ -1,0 +1,158 @@
+"""The only module that writes files.
+
+Every write is durable before it returns: data goes to a temporary file in the target
+directory, is fsynced, renamed over the target (atomic on POSIX), and the directory is
+fsynced so the rename itself survives a power loss. A crash leaves either the old file
+or the new one, never a mix; at worst a stray ``.tmp-*`` file that :func:`remove_stale_temp`
+clears. An fsync error is never retried (see PostgreSQL's "fsyncgate"): it fails the write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import secrets
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from chatkeep.errors import LimitExceeded, StorageError, StorageFull
+
+TEMP_PREFIX = ".tmp-"
+_CHUNK = 1024 * 1024
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a directory's entries (a create, a rename) durable."""
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def ensure_dir(directory: Path, *, mode: int = 0o700) -> None:
+    """Create ``directory`` (and parents) durably if it does not exist."""
+    missing = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=mode)
+        fsync_dir(path.parent)
+
+
+def _raise_storage(exc: OSError, what: str) -> None:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise StorageFull(
+            f"disk full while writing {what}", hint="free some space and retry"
+        ) from exc
+    raise StorageError(f"could not write {what}: {exc.strerror or exc}") from exc
+
+
+@contextlib.contextmanager
+def _temp_beside(target: Path) -> Iterator[tuple[BinaryIO, Path]]:
+    temp = target.with_name(f"{TEMP_PREFIX}{secrets.token_hex(8)}-{target.name}")
+    try:
+        with temp.open("xb") as handle:
+            yield handle, temp
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        raise
+
+
+def atomic_write(target: Path, data: bytes | Iterable[bytes], *, mode: int = 0o600) -> None:
+    """Replace ``target`` with ``data`` atomically and durably."""
+    chunks = [data] if isinstance(data, bytes) else data
+    try:
+        with _temp_beside(target) as (handle, temp):
+            for chunk in chunks:
+                handle.write(chunk)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+            temp.replace(target)
+        fsync_dir(target.parent)
+    except OSError as exc:
+        _raise_storage(exc, str(target.name))
+
+
+def write_content_addressed(
+    directory: Path, source: bytes | BinaryIO, *, max_bytes: int
+) -> tuple[str, int, Path]:
+    """Store ``source`` under ``directory/<aa>/<sha256>``; return (sha256, size, path).
+
+    The bytes are hashed while they are written, so a large file is read once and never
+    held in memory. If a blob with the same hash exists already, the new copy is dropped.
+    """
+    ensure_dir(directory)
+    digest = hashlib.sha256()
+    size = 0
+    staging = directory / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+    try:
+        with staging.open("xb") as handle:
+            for chunk in _chunks(source):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise LimitExceeded(f"attachment is larger than the {max_bytes}-byte limit")
+                digest.update(chunk)
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        sha = digest.hexdigest()
+        final = directory / sha[:2] / sha
+        if final.exists():
+            staging.unlink()
+        else:
+            ensure_dir(final.parent)
+            staging.chmod(0o400)
+            staging.replace(final)
+            fsync_dir(final.parent)
+        return sha, size, final
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            staging.unlink()
+        _raise_storage(exc, "an attachment")
+        raise  # unreachable: _raise_storage always raises
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            staging.unlink()
+        raise
+
+
+def _chunks(source: bytes | BinaryIO) -> Iterator[bytes]:
+    if isinstance(source, bytes):
+        for start in range(0, len(source), _CHUNK):
+            yield source[start : start + _CHUNK]
+        return
+    while chunk := source.read(_CHUNK):
+        yield chunk
+
+
+def remove_file(path: Path) -> bool:
+    """Delete ``path`` durably; return whether it existed."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        _raise_storage(exc, str(path.name))
+    fsync_dir(path.parent)
+    return True
+
+
+def remove_stale_temp(directory: Path) -> int:
+    """Remove temp files a killed writer left behind; return how many."""
+    removed = 0
+    if not directory.is_dir():
+        return 0
+    for path in directory.rglob(f"{TEMP_PREFIX}*"):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
+    return removed

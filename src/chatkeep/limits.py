@@ -1,0 +1,37 @@
+"""Every size, count and time limit, declared once.
+
+The store, the CLI and the tests all read these names; a limit changed here changes
+everywhere. Sizes are in bytes of UTF-8 unless said otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Longest user, runtime or other name-like id.
+MAX_NAME_LENGTH: Final = 64
+#: Longest minted id (prefix + ULID); anything longer is refused before any lookup.
+MAX_ID_LENGTH: Final = 64
+#: Largest message: the UTF-8 size of all its parts' text and data, encoded as JSON.
+MAX_MESSAGE_BYTES: Final = 4 * 1024 * 1024
+#: Most content parts in one message.
+MAX_PARTS_PER_MESSAGE: Final = 1_000
+#: Largest single attachment.
+MAX_ATTACHMENT_BYTES: Final = 512 * 1024 * 1024
+#: Most attachments on one message.
+MAX_ATTACHMENTS_PER_MESSAGE: Final = 100
+#: Longest conversation title, runtime display name, author or model name (characters).
+MAX_TITLE_LENGTH: Final = 1_000
+#: Longest tag (characters) and most tags on one conversation.
+MAX_TAG_LENGTH: Final = 64
+MAX_TAGS_PER_CONVERSATION: Final = 100
+#: Largest JSON value of a setting, a runtime configuration or message metadata.
+MAX_JSON_BYTES: Final = 1024 * 1024
+#: Longest setting key (``namespace.key``).
+MAX_SETTING_KEY_LENGTH: Final = 200
+#: Most messages one call to ``append_messages`` may write in its transaction.
+MAX_BATCH_MESSAGES: Final = 10_000
+#: How long a writer waits for another process's write lock before giving up (seconds).
+BUSY_TIMEOUT_SECONDS: Final = 30.0
+#: Most rows one listing returns when the caller asks for "all".
+MAX_PAGE_SIZE: Final = 10_000

@@ -1,0 +1,131 @@
+"""The SQLite schema, as the migrations that build it.
+
+Frozen: a released migration is never edited; a change is a new migration appended to
+:data:`MIGRATIONS`. Every column says why it exists.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+from chatkeep.migrations import Migration
+
+_M0001 = [
+    """
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,                 -- a name chosen by people (ids.check_name)
+        display_name TEXT,                   -- how to show the user, if set
+        created_at TEXT NOT NULL             -- ISO-8601 UTC
+    )
+    """,
+    """
+    CREATE TABLE runtimes (
+        user_id TEXT NOT NULL REFERENCES users(id),
+        id TEXT NOT NULL,                    -- unique per user, e.g. synth-001
+        name TEXT NOT NULL,                  -- display name
+        origin TEXT NOT NULL,                -- native | imported
+        config TEXT NOT NULL,                -- JSON: model, instructions, tools, memories
+        primary_conversation_id TEXT,        -- the home conversation (checked by doctor)
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (user_id, id)
+    )
+    """,
+    """
+    CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,                 -- minted c_<ulid>
+        user_id TEXT NOT NULL,               -- owner; every query filters on it
+        runtime_id TEXT NOT NULL,
+        title TEXT NOT NULL,
+        origin TEXT NOT NULL,                -- native | imported
+        state TEXT NOT NULL,                 -- active | archived | trashed
+        model TEXT,
+        message_count INTEGER NOT NULL,      -- also the next message's seq
+        total_tokens INTEGER NOT NULL,       -- sum of messages.tokens (doctor checks)
+        total_cost REAL NOT NULL,            -- sum of messages.cost (doctor checks)
+        active_leaf_id TEXT,                 -- tip of the active branch
+        forked_from_conversation_id TEXT,    -- provenance of a fork ...
+        forked_from_message_id TEXT,         -- ... and its branch point
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,            -- last activity: sidebar order
+        trashed_at TEXT,                     -- when it went to the trash (retention)
+        FOREIGN KEY (user_id, runtime_id) REFERENCES runtimes(user_id, id)
+    )
+    """,
+    # The sidebar: a runtime's live conversations by last activity, straight off an index.
+    "CREATE INDEX conversations_sidebar ON conversations (user_id, runtime_id, state, updated_at)",
+    "CREATE INDEX conversations_by_user ON conversations (user_id, state, updated_at)",
+    """
+    CREATE TABLE conversation_tags (
+        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        user_id TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        PRIMARY KEY (conversation_id, tag)
+    )
+    """,
+    "CREATE INDEX conversation_tags_by_tag ON conversation_tags (user_id, tag)",
+    """
+    CREATE TABLE pins (
+        user_id TEXT NOT NULL,
+        runtime_id TEXT NOT NULL,            -- a pin belongs to one runtime's sidebar
+        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        pinned_at TEXT NOT NULL,
+        PRIMARY KEY (user_id, runtime_id, conversation_id)
+    )
+    """,
+    """
+    CREATE TABLE messages (
+        pk INTEGER PRIMARY KEY,              -- stable rowid for external-content FTS
+        id TEXT NOT NULL UNIQUE,             -- minted m_<ulid>
+        user_id TEXT NOT NULL,               -- owner, denormalised so no join is needed to scope
+        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        parent_id TEXT REFERENCES messages(id),  -- the tree: NULL for a root
+        seq INTEGER NOT NULL,                -- order of arrival within the conversation
+        role TEXT NOT NULL,                  -- system | user | assistant | tool
+        author TEXT,
+        content TEXT NOT NULL,               -- canonical JSON of the ordered parts
+        content_sha256 TEXT NOT NULL,        -- sha256 of content: doctor re-derives it
+        created_at TEXT,                     -- NULL when an import did not say
+        model TEXT,
+        tokens INTEGER,
+        cost REAL,
+        metadata TEXT NOT NULL,              -- JSON object
+        hidden INTEGER NOT NULL,             -- 1 for messages a UI should not show by default
+        UNIQUE (conversation_id, seq)
+    )
+    """,
+    "CREATE INDEX messages_by_parent ON messages (parent_id)",
+    """
+    CREATE TABLE attachments (
+        id TEXT PRIMARY KEY,                 -- minted a_<ulid>
+        user_id TEXT NOT NULL,
+        message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        conversation_id TEXT NOT NULL,
+        sha256 TEXT NOT NULL,                -- the blob: blobs/<aa>/<sha256>
+        size INTEGER NOT NULL,
+        mime_type TEXT NOT NULL,
+        name TEXT NOT NULL,                  -- original file name, for display only
+        created_at TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX attachments_by_sha256 ON attachments (sha256)",
+    "CREATE INDEX attachments_by_message ON attachments (message_id)",
+    "CREATE INDEX attachments_by_conversation ON attachments (conversation_id)",
+    """
+    CREATE TABLE settings (
+        user_id TEXT NOT NULL REFERENCES users(id),
+        key TEXT NOT NULL,                   -- namespace.key
+        value TEXT NOT NULL,                 -- JSON
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (user_id, key)
+    )
+    """,
+]
+
+
+def m0001_initial(conn: Connection) -> None:
+    for statement in _M0001:
+        conn.exec_driver_sql(statement)
+
+
+MIGRATIONS: list[Migration] = [Migration("m0001_initial", m0001_initial)]

@@ -1,0 +1,213 @@
+"""The data model: plain frozen dataclasses, no I/O.
+
+Everything the store returns is one of these. Timestamps are timezone-aware UTC
+``datetime`` objects (``None`` where a source did not say, e.g. some imports).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, Literal
+
+import orjson
+
+Role = Literal["system", "user", "assistant", "tool"]
+ROLES: Final[tuple[str, ...]] = ("system", "user", "assistant", "tool")
+
+ConversationState = Literal["active", "archived", "trashed"]
+STATES: Final[tuple[str, ...]] = ("active", "archived", "trashed")
+
+Origin = Literal["native", "imported"]
+
+#: Part kinds chatkeep knows about. Any other kind is stored and returned as-is.
+KNOWN_PART_KINDS: Final[tuple[str, ...]] = (
+    "text",
+    "code",
+    "image",
+    "file",
+    "tool_call",
+    "tool_result",
+    "reasoning",
+)
+
+
+def canonical_json(value: Any) -> bytes:
+    """The one JSON encoding used for stored content and content hashes.
+
+    Sorted keys and no whitespace; changing it changes every stored content hash.
+    """
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One ordered piece of a message's content.
+
+    ``kind`` says what it is (see :data:`KNOWN_PART_KINDS`; others are kept as-is),
+    ``text`` holds its text when it has any (the code of a ``code`` part, the thinking
+    of a ``reasoning`` part), and ``data`` everything else: a code part's ``language``,
+    a file part's ``attachment_id``, a tool call's ``name`` and ``arguments``.
+    """
+
+    kind: str
+    text: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        shape: dict[str, Any] = {"kind": self.kind}
+        if self.text is not None:
+            shape["text"] = self.text
+        if self.data:
+            shape["data"] = self.data
+        return shape
+
+    @classmethod
+    def from_dict(cls, shape: dict[str, Any]) -> Part:
+        return cls(kind=shape["kind"], text=shape.get("text"), data=shape.get("data") or {})
+
+
+def text_part(text: str) -> Part:
+    """A plain text part."""
+    return Part(kind="text", text=text)
+
+
+def content_hash(parts: tuple[Part, ...] | list[Part]) -> str:
+    """sha256 of a message's content parts in canonical JSON."""
+    return hashlib.sha256(canonical_json([p.to_dict() for p in parts])).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    display_name: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """An assistant identity; its ``config`` holds model, instructions, tools, memories."""
+
+    id: str
+    user_id: str
+    name: str
+    origin: Origin
+    config: dict[str, Any]
+    primary_conversation_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    id: str
+    user_id: str
+    runtime_id: str
+    title: str
+    origin: Origin
+    state: ConversationState
+    model: str | None
+    tags: tuple[str, ...]
+    message_count: int
+    total_tokens: int
+    total_cost: float
+    active_leaf_id: str | None
+    forked_from_conversation_id: str | None
+    forked_from_message_id: str | None
+    is_primary: bool
+    pinned: bool
+    created_at: datetime
+    updated_at: datetime
+    trashed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file a message refers to; its bytes are stored once per sha256."""
+
+    id: str
+    message_id: str
+    conversation_id: str
+    sha256: str
+    size: int
+    mime_type: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    conversation_id: str
+    parent_id: str | None
+    seq: int
+    role: Role
+    author: str | None
+    parts: tuple[Part, ...]
+    created_at: datetime | None
+    model: str | None
+    tokens: int | None
+    cost: float | None
+    metadata: dict[str, Any]
+    hidden: bool
+    content_sha256: str
+    attachments: tuple[Attachment, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """The message's text parts joined by blank lines (for display and search)."""
+        return "\n\n".join(p.text for p in self.parts if p.kind == "text" and p.text)
+
+
+@dataclass(frozen=True, slots=True)
+class NewAttachment:
+    """An attachment to store with a new message: raw bytes or a path to read."""
+
+    name: str
+    data: bytes | None = None
+    path: str | None = None
+    mime_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """What a caller supplies to append a message; the store fills in the rest.
+
+    ``parent_id`` of ``None`` means "continue the active branch"; pass ``root=True``
+    to start a new root instead.
+    """
+
+    role: str
+    parts: tuple[Part, ...]
+    parent_id: str | None = None
+    root: bool = False
+    author: str | None = None
+    model: str | None = None
+    tokens: int | None = None
+    cost: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    hidden: bool = False
+    created_at: datetime | None = None
+    attachments: tuple[NewAttachment, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    """One root-to-leaf path of a conversation tree."""
+
+    index: int
+    leaf_id: str
+    length: int
+    active: bool
+    message_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing ``doctor`` found wrong. ``severity`` is ``error`` or ``warning``."""
+
+    check: str
+    message: str
+    severity: Literal["error", "warning"] = "error"
+    subject: str | None = None

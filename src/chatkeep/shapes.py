@@ -1,0 +1,126 @@
+"""The stable JSON shapes of the model, shared by the CLI's ``--json`` and the HTTP API.
+
+Documented in ``docs/json.md``; ``tests/test_cli.py`` checks the keys. Adding a key is a
+compatible change; removing or renaming one is not.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from chatkeep.model import Attachment, Branch, Conversation, Message, Problem, Runtime, User
+from chatkeep.store import DeleteReport
+
+
+def _time(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def user(value: User) -> dict[str, Any]:
+    return {
+        "id": value.id,
+        "display_name": value.display_name,
+        "created_at": _time(value.created_at),
+    }
+
+
+def runtime(value: Runtime) -> dict[str, Any]:
+    return {
+        "id": value.id,
+        "name": value.name,
+        "origin": value.origin,
+        "config": value.config,
+        "primary_conversation_id": value.primary_conversation_id,
+        "created_at": _time(value.created_at),
+        "updated_at": _time(value.updated_at),
+    }
+
+
+def conversation(value: Conversation) -> dict[str, Any]:
+    return {
+        "id": value.id,
+        "runtime_id": value.runtime_id,
+        "title": value.title,
+        "origin": value.origin,
+        "state": value.state,
+        "model": value.model,
+        "tags": list(value.tags),
+        "message_count": value.message_count,
+        "total_tokens": value.total_tokens,
+        "total_cost": value.total_cost,
+        "active_leaf_id": value.active_leaf_id,
+        "forked_from": (
+            {
+                "conversation_id": value.forked_from_conversation_id,
+                "message_id": value.forked_from_message_id,
+            }
+            if value.forked_from_conversation_id
+            else None
+        ),
+        "is_primary": value.is_primary,
+        "pinned": value.pinned,
+        "created_at": _time(value.created_at),
+        "updated_at": _time(value.updated_at),
+        "trashed_at": _time(value.trashed_at),
+    }
+
+
+def attachment(value: Attachment) -> dict[str, Any]:
+    return {
+        "id": value.id,
+        "message_id": value.message_id,
+        "name": value.name,
+        "mime_type": value.mime_type,
+        "size": value.size,
+        "sha256": value.sha256,
+        "created_at": _time(value.created_at),
+    }
+
+
+def message(value: Message) -> dict[str, Any]:
+    return {
+        "id": value.id,
+        "conversation_id": value.conversation_id,
+        "parent_id": value.parent_id,
+        "seq": value.seq,
+        "role": value.role,
+        "author": value.author,
+        "parts": [part.to_dict() for part in value.parts],
+        "created_at": _time(value.created_at),
+        "model": value.model,
+        "tokens": value.tokens,
+        "cost": value.cost,
+        "metadata": value.metadata,
+        "hidden": value.hidden,
+        "content_sha256": value.content_sha256,
+        "attachments": [attachment(a) for a in value.attachments],
+    }
+
+
+def branch(value: Branch) -> dict[str, Any]:
+    return {
+        "index": value.index,
+        "leaf_id": value.leaf_id,
+        "length": value.length,
+        "active": value.active,
+        "message_ids": list(value.message_ids),
+    }
+
+
+def problem(value: Problem) -> dict[str, Any]:
+    return {
+        "check": value.check,
+        "severity": value.severity,
+        "message": value.message,
+        "subject": value.subject,
+    }
+
+
+def delete_report(value: DeleteReport) -> dict[str, Any]:
+    return {
+        "conversations": value.conversations,
+        "messages": value.messages,
+        "attachments": value.attachments,
+        "blobs": value.blobs,
+    }

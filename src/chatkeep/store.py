@@ -1,0 +1,207 @@
+"""The ``Store`` contract every backend implements.
+
+Rules that hold for every method (``tests/contract`` checks them on every backend):
+
+* Every method that touches user data takes the id of the user it acts for, first.
+  Another user's ids behave exactly like ids that do not exist: :class:`NotFound`.
+* A write returns only when it is durable, and either happens whole or not at all.
+* Bad input raises an :class:`~chatkeep.errors.InvalidInput` before anything changes.
+* Stored messages are never changed: an edit or a regeneration is a new sibling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from chatkeep.model import (
+    Attachment,
+    Branch,
+    Conversation,
+    ConversationState,
+    Message,
+    NewMessage,
+    Problem,
+    Runtime,
+    User,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteReport:
+    """What a hard delete removed."""
+
+    conversations: int
+    messages: int
+    attachments: int
+    blobs: int
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Durable, per-user storage of runtimes, conversations, messages and settings."""
+
+    # -- users ---------------------------------------------------------------------
+    def add_user(self, user_id: str, *, display_name: str | None = None) -> User:
+        """Create a user; :class:`Conflict` if the name is taken."""
+        ...
+
+    def get_user(self, user_id: str) -> User: ...
+
+    def list_users(self) -> list[User]: ...
+
+    # -- runtimes ------------------------------------------------------------------
+    def create_runtime(
+        self,
+        user_id: str,
+        runtime_id: str,
+        *,
+        name: str | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> Runtime:
+        """Create a runtime together with its primary conversation ``chat_with_<id>``."""
+        ...
+
+    def get_runtime(self, user_id: str, runtime_id: str) -> Runtime: ...
+
+    def list_runtimes(self, user_id: str) -> list[Runtime]: ...
+
+    def update_runtime(
+        self,
+        user_id: str,
+        runtime_id: str,
+        *,
+        name: str | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> Runtime: ...
+
+    def delete_runtime(self, user_id: str, runtime_id: str) -> DeleteReport:
+        """Delete a runtime and its primary conversation.
+
+        :class:`Conflict` while it has other conversations (trashed ones included).
+        """
+        ...
+
+    def route(self, user_id: str, runtime_id: str) -> Conversation:
+        """The runtime's primary conversation, re-created if it is somehow missing."""
+        ...
+
+    # -- conversations -------------------------------------------------------------
+    def create_conversation(
+        self,
+        user_id: str,
+        runtime_id: str,
+        *,
+        title: str | None = None,
+        model: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> Conversation: ...
+
+    def get_conversation(self, user_id: str, conversation_id: str) -> Conversation: ...
+
+    def list_conversations(
+        self,
+        user_id: str,
+        *,
+        runtime_id: str | None = None,
+        state: ConversationState = "active",
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Conversation]:
+        """Conversations in sidebar order.
+
+        For the active state: the runtime's primary conversation first, then the pins of
+        that runtime (newest pin first), then the rest by last activity. Other states
+        list by last activity. Without ``runtime_id``, every runtime's conversations.
+        """
+        ...
+
+    def rename_conversation(
+        self, user_id: str, conversation_id: str, title: str
+    ) -> Conversation: ...
+
+    def tag_conversation(
+        self,
+        user_id: str,
+        conversation_id: str,
+        *,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+    ) -> Conversation: ...
+
+    def pin_conversation(self, user_id: str, conversation_id: str) -> Conversation: ...
+
+    def unpin_conversation(self, user_id: str, conversation_id: str) -> Conversation: ...
+
+    def archive_conversation(self, user_id: str, conversation_id: str) -> Conversation: ...
+
+    def unarchive_conversation(self, user_id: str, conversation_id: str) -> Conversation: ...
+
+    def trash_conversation(self, user_id: str, conversation_id: str) -> Conversation: ...
+
+    def restore_conversation(self, user_id: str, conversation_id: str) -> Conversation: ...
+
+    def delete_conversation(self, user_id: str, conversation_id: str) -> DeleteReport:
+        """Remove the conversation, its messages and the blobs nothing else refers to."""
+        ...
+
+    def fork_conversation(
+        self,
+        user_id: str,
+        conversation_id: str,
+        message_id: str,
+        *,
+        title: str | None = None,
+    ) -> Conversation:
+        """A new conversation holding copies of the path from the root to ``message_id``."""
+        ...
+
+    # -- messages ------------------------------------------------------------------
+    def append_message(self, user_id: str, conversation_id: str, message: NewMessage) -> Message:
+        """Append one message; it is durable when this returns."""
+        ...
+
+    def append_messages(
+        self, user_id: str, conversation_id: str, messages: Sequence[NewMessage]
+    ) -> list[Message]:
+        """Append several messages in one transaction (all or none)."""
+        ...
+
+    def get_message(self, user_id: str, message_id: str) -> Message: ...
+
+    def list_messages(
+        self,
+        user_id: str,
+        conversation_id: str,
+        *,
+        leaf_id: str | None = None,
+        all_branches: bool = False,
+    ) -> list[Message]:
+        """The path from the root to ``leaf_id`` (the active leaf by default), or every
+        message in arrival order with ``all_branches``."""
+        ...
+
+    def list_branches(self, user_id: str, conversation_id: str) -> list[Branch]:
+        """Every root-to-leaf path, numbered from 1 in order of their leaves' arrival."""
+        ...
+
+    def get_attachment(self, user_id: str, attachment_id: str) -> Attachment: ...
+
+    def read_attachment(self, user_id: str, attachment_id: str) -> bytes: ...
+
+    # -- settings ------------------------------------------------------------------
+    def get_setting(self, user_id: str, key: str) -> Any: ...
+
+    def set_setting(self, user_id: str, key: str, value: Any) -> None: ...
+
+    def delete_setting(self, user_id: str, key: str) -> None: ...
+
+    def list_settings(self, user_id: str, *, prefix: str | None = None) -> dict[str, Any]: ...
+
+    # -- integrity -----------------------------------------------------------------
+    def check(self) -> list[Problem]:
+        """Every integrity problem found (empty when the store is healthy)."""
+        ...
+
+    def close(self) -> None: ...

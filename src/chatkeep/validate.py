@@ -1,0 +1,187 @@
+"""Checks on what callers hand to the store, run before anything is written.
+
+Every failure is an :class:`~chatkeep.errors.InvalidInput` (or one of its subclasses)
+that names the problem, raised before the store changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from chatkeep import limits
+from chatkeep.errors import InvalidInput, LimitExceeded
+from chatkeep.model import ROLES, NewMessage, Part, canonical_json
+
+_PART_KIND_RE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+_MAX_JSON_DEPTH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedMessage:
+    """A :class:`NewMessage` that passed every check, with its content encoded."""
+
+    new: NewMessage
+    content: str
+    content_sha256: str
+    metadata: str
+
+
+def _check_text(what: str, value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(
+            f"{what} is not valid Unicode (it holds an unpaired surrogate)",
+            hint="send text as UTF-8",
+        ) from None
+
+
+def check_json_value(what: str, value: Any, depth: int = 0) -> None:
+    """Refuse what JSON cannot carry back unchanged: NaN, huge ints, odd types."""
+    if depth > _MAX_JSON_DEPTH:
+        raise InvalidInput(f"{what} is nested deeper than {_MAX_JSON_DEPTH} levels")
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        _check_text(what, value)
+    elif isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise InvalidInput(f"{what} holds an integer outside the 64-bit range")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInput(f"{what} holds a number that is not finite ({value})")
+    elif isinstance(value, list):
+        for item in value:
+            check_json_value(what, item, depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInput(f"{what} has a key that is not a string: {key!r}")
+            _check_text(what, key)
+            check_json_value(what, item, depth + 1)
+    else:
+        raise InvalidInput(f"{what} holds a {type(value).__name__}, which JSON cannot store")
+
+
+def encode_json_object(what: str, value: Any, max_bytes: int = limits.MAX_JSON_BYTES) -> str:
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{what} must be a JSON object")
+    return encode_json(what, value, max_bytes)
+
+
+def encode_json(what: str, value: Any, max_bytes: int = limits.MAX_JSON_BYTES) -> str:
+    check_json_value(what, value)
+    encoded = canonical_json(value)
+    if len(encoded) > max_bytes:
+        raise LimitExceeded(f"{what} is {len(encoded)} bytes; the limit is {max_bytes}")
+    return encoded.decode("utf-8")
+
+
+def check_short_text(what: str, value: str | None, *, required: bool = False) -> str | None:
+    if value is None:
+        if required:
+            raise InvalidInput(f"{what} is required")
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be text")
+    _check_text(what, value)
+    if "\x00" in value:
+        raise InvalidInput(f"{what} must not contain NUL characters")
+    if len(value) > limits.MAX_TITLE_LENGTH:
+        raise LimitExceeded(f"{what} is longer than {limits.MAX_TITLE_LENGTH} characters")
+    if required and not value.strip():
+        raise InvalidInput(f"{what} must not be empty")
+    return value
+
+
+def check_tags(tags: Iterable[str]) -> list[str]:
+    checked: list[str] = []
+    for tag in tags:
+        if not isinstance(tag, str) or not tag.strip():
+            raise InvalidInput(f"tag {tag!r} is empty or not text")
+        if len(tag) > limits.MAX_TAG_LENGTH or any(ch in tag for ch in "\x00\n\r\t"):
+            raise InvalidInput(
+                f"tag {tag[:40]!r} is invalid",
+                hint=f"tags are one line of at most {limits.MAX_TAG_LENGTH} characters",
+            )
+        _check_text("tag", tag)
+        if tag not in checked:
+            checked.append(tag)
+    return checked
+
+
+def _check_part(index: int, part: Part) -> None:
+    if not isinstance(part, Part):
+        raise InvalidInput(f"content part {index} is not a Part")
+    if not isinstance(part.kind, str) or _PART_KIND_RE.fullmatch(part.kind) is None:
+        raise InvalidInput(
+            f"content part {index} has an invalid kind {part.kind!r}",
+            hint="kinds are short lower-case words such as text, code, tool_call",
+        )
+    if part.text is not None:
+        if not isinstance(part.text, str):
+            raise InvalidInput(f"content part {index}: text must be a string")
+        _check_text(f"content part {index}", part.text)
+    if not isinstance(part.data, dict):
+        raise InvalidInput(f"content part {index}: data must be a JSON object")
+    check_json_value(f"content part {index} data", part.data)
+
+
+def check_new_message(new: NewMessage) -> CheckedMessage:
+    """Check everything about a new message that does not need the store."""
+    if new.role not in ROLES:
+        raise InvalidInput(f"unknown role {new.role!r}", hint=f"use one of: {', '.join(ROLES)}")
+    if not new.parts and not new.attachments:
+        raise InvalidInput("a message needs at least one content part or attachment")
+    if len(new.parts) > limits.MAX_PARTS_PER_MESSAGE:
+        raise LimitExceeded(
+            f"a message has {len(new.parts)} parts; the limit is {limits.MAX_PARTS_PER_MESSAGE}"
+        )
+    if len(new.attachments) > limits.MAX_ATTACHMENTS_PER_MESSAGE:
+        raise LimitExceeded(
+            f"a message has {len(new.attachments)} attachments; "
+            f"the limit is {limits.MAX_ATTACHMENTS_PER_MESSAGE}"
+        )
+    for index, part in enumerate(new.parts):
+        _check_part(index, part)
+    check_short_text("author", new.author)
+    check_short_text("model", new.model)
+    if new.tokens is not None and (
+        not isinstance(new.tokens, int) or isinstance(new.tokens, bool) or new.tokens < 0
+    ):
+        raise InvalidInput(f"tokens must be a non-negative integer, not {new.tokens!r}")
+    if new.cost is not None and (
+        not isinstance(new.cost, int | float)
+        or isinstance(new.cost, bool)
+        or not math.isfinite(new.cost)
+        or new.cost < 0
+    ):
+        raise InvalidInput(f"cost must be a non-negative number, not {new.cost!r}")
+    for attachment in new.attachments:
+        check_short_text("attachment name", attachment.name, required=True)
+        check_short_text("attachment mime type", attachment.mime_type, required=True)
+        if (attachment.data is None) == (attachment.path is None):
+            raise InvalidInput(f"attachment {attachment.name!r} needs either data or a path")
+    content = canonical_json([p.to_dict() for p in new.parts])
+    if len(content) > limits.MAX_MESSAGE_BYTES:
+        raise LimitExceeded(
+            f"the message is {len(content)} bytes; the limit is {limits.MAX_MESSAGE_BYTES}",
+            hint="split it into several messages or store large content as an attachment",
+        )
+    return CheckedMessage(
+        new=new,
+        content=content.decode("utf-8"),
+        content_sha256=hashlib.sha256(content).hexdigest(),
+        metadata=encode_json_object("metadata", new.metadata),
+    )
+
+
+def decode_json(value: str) -> Any:
+    return orjson.loads(value)

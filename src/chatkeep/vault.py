@@ -1,0 +1,79 @@
+"""A vault: one root directory holding a store, opened and closed as a unit."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import TracebackType
+
+from chatkeep import location
+from chatkeep.backends import open_sqlite_store
+from chatkeep.fsutil import TEMP_PREFIX
+from chatkeep.model import Problem
+from chatkeep.store import Store
+
+
+class Vault:
+    """An open vault. Use it as a context manager, or call :meth:`close`.
+
+    ``vault.store`` is the :class:`~chatkeep.store.Store` holding every user's data;
+    each of its methods takes the user it acts for.
+
+    >>> import chatkeep
+    >>> with chatkeep.open(home="/path/to/home", create=True) as vault:  # doctest: +SKIP
+    ...     vault.store.add_user("alice")
+    """
+
+    def __init__(self, root: Path, store: Store) -> None:
+        self.root = root
+        self.paths = location.VaultPaths(root)
+        self.store = store
+
+    def doctor(self) -> list[Problem]:
+        """Everything wrong with the vault: the store's checks plus leftover temp files."""
+        problems = self.store.check()
+        for stale in sorted(self.root.rglob(f"{TEMP_PREFIX}*")):
+            problems.append(
+                Problem(
+                    "files",
+                    f"unfinished write left behind: {stale.relative_to(self.root)}",
+                    severity="warning",
+                )
+            )
+        return problems
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<chatkeep.Vault {str(self.root)!r}>"
+
+
+def open_vault(
+    home: str | os.PathLike[str] | None = None,
+    *,
+    env: str | None = None,
+    create: bool = False,
+    allow_in_git: bool = False,
+) -> Vault:
+    """Open the vault for ``home``/``env`` (see :mod:`chatkeep.location`).
+
+    With ``create=True`` a missing vault is initialised first (refused inside a git work
+    tree unless ``allow_in_git``). A vault written by a newer chatkeep is refused.
+    """
+    root = location.resolve_root(home, env)
+    if create:
+        location.initialise(root, allow_in_git=allow_in_git)
+    location.read_vault_file(root)
+    return Vault(root, open_sqlite_store(location.VaultPaths(root)))
