@@ -58,6 +58,7 @@ def assistant_message(text: str, **options: object) -> NewMessage:
 
 
 __all__ = [
+    "__version__",
     "Attachment",
     "Branch",
     "ChatkeepError",
@@ -85,7 +86,6 @@ __all__ = [
     "VaultError",
     "VaultNotInitialised",
     "VaultTooNew",
-    "__version__",
     "assistant_message",
     "open",
     "user_message",

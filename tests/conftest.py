@@ -1,0 +1,75 @@
+"""Shared fixtures.
+
+Every test runs with an isolated environment: ``CHATKEEP_HOME`` points into the test's
+``tmp_path`` and ``CHATKEEP_ENV`` / ``CHATKEEP_USER`` are unset, so no test can touch a
+real vault.
+
+``store`` is parametrised over the backends. A later backend joins the whole contract
+suite by adding its name to ``BACKENDS`` and a branch to ``make_store``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+import chatkeep
+from chatkeep.store import Store
+
+settings.register_profile(
+    "default", deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+settings.register_profile(
+    "stress",
+    deadline=None,
+    max_examples=5_000,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+settings.load_profile(os.environ.get("CHATKEEP_HYPOTHESIS_PROFILE", "default"))
+
+BACKENDS = ["sqlite"]
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "chatkeep-home"
+    monkeypatch.setenv("CHATKEEP_HOME", str(home))
+    for name in ("CHATKEEP_ENV", "CHATKEEP_USER", "CHATKEEP_DATABASE_URL", "CHATKEEP_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+def make_vault(backend: str, home: Path) -> chatkeep.Vault:
+    if backend == "sqlite":
+        return chatkeep.open(home=home, create=True)
+    raise AssertionError(f"unknown backend {backend}")
+
+
+@pytest.fixture(params=BACKENDS)
+def vault(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[chatkeep.Vault]:
+    opened = make_vault(request.param, tmp_path / "vault-home")
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def store(vault: chatkeep.Vault) -> Store:
+    return vault.store
+
+
+@pytest.fixture
+def alice(store: Store) -> str:
+    store.add_user("alice")
+    return "alice"
+
+
+@pytest.fixture
+def bob(store: Store) -> str:
+    store.add_user("bob")
+    return "bob"

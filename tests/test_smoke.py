@@ -1,0 +1,22 @@
+import chatkeep
+
+
+def test_public_api_is_exactly_what_all_lists():
+    public = {name for name in dir(chatkeep) if not name.startswith("_")} - {
+        "annotations",
+        "backends",
+        "blobs",
+        "errors",
+        "fsutil",
+        "ids",
+        "limits",
+        "location",
+        "migrations",
+        "model",
+        "store",
+        "timeutil",
+        "validate",
+        "vault",
+    }
+    assert sorted(chatkeep.__all__, key=str.casefold) == chatkeep.__all__
+    assert public <= set(chatkeep.__all__)
