@@ -59,6 +59,7 @@ def assistant_message(text: str, **options: object) -> NewMessage:
 
 __all__ = [
     "__version__",
+    "assistant_message",
     "Attachment",
     "Branch",
     "ChatkeepError",
@@ -73,6 +74,7 @@ __all__ = [
     "NewAttachment",
     "NewMessage",
     "NotFound",
+    "open",
     "Part",
     "Problem",
     "Runtime",
@@ -82,11 +84,9 @@ __all__ = [
     "StoreBusy",
     "UnsafeLocation",
     "User",
+    "user_message",
     "Vault",
     "VaultError",
     "VaultNotInitialised",
     "VaultTooNew",
-    "assistant_message",
-    "open",
-    "user_message",
 ]
