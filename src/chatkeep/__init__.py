@@ -58,8 +58,6 @@ def assistant_message(text: str, **options: object) -> NewMessage:
 
 
 __all__ = [
-    "__version__",
-    "assistant_message",
     "Attachment",
     "Branch",
     "ChatkeepError",
@@ -74,7 +72,6 @@ __all__ = [
     "NewAttachment",
     "NewMessage",
     "NotFound",
-    "open",
     "Part",
     "Problem",
     "Runtime",
@@ -84,9 +81,12 @@ __all__ = [
     "StoreBusy",
     "UnsafeLocation",
     "User",
-    "user_message",
     "Vault",
     "VaultError",
     "VaultNotInitialised",
     "VaultTooNew",
+    "__version__",
+    "assistant_message",
+    "open",
+    "user_message",
 ]

@@ -16,7 +16,7 @@ import os
 import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 from chatkeep.errors import LimitExceeded, StorageError, StorageFull
 
@@ -40,13 +40,16 @@ def ensure_dir(directory: Path, *, mode: int = 0o700) -> None:
     while not current.exists():
         missing.append(current)
         current = current.parent
-    for path in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            path.mkdir(mode=mode)
-        fsync_dir(path.parent)
+    try:
+        for path in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                path.mkdir(mode=mode)
+            fsync_dir(path.parent)
+    except OSError as exc:
+        _raise_storage(exc, f"directory {directory.name}")
 
 
-def _raise_storage(exc: OSError, what: str) -> None:
+def _raise_storage(exc: OSError, what: str) -> NoReturn:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         raise StorageFull(
             f"disk full while writing {what}", hint="free some space and retry"
@@ -118,7 +121,6 @@ def write_content_addressed(
         with contextlib.suppress(FileNotFoundError):
             staging.unlink()
         _raise_storage(exc, "an attachment")
-        raise  # unreachable: _raise_storage always raises
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             staging.unlink()
