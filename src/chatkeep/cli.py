@@ -187,9 +187,8 @@ def init(allow_in_git: bool, user_name: str | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--rebuild", is_flag=True, help="Also rebuild derived data (nothing is derived yet).")
 @json_option
-def doctor(rebuild: bool, as_json: bool) -> None:
+def doctor(as_json: bool) -> None:
     """Check the vault: database integrity, foreign keys, trees, counters, blob hashes.
 
     Exits with status 9 when it finds an error (warnings alone exit 0).
