@@ -381,7 +381,7 @@ def append(
     if text is None:
         if sys.stdin.isatty() and not attachments:
             raise InvalidInput("no text given", hint="pass TEXT or pipe it on standard input")
-        text = "" if sys.stdin.isatty() else sys.stdin.read()
+        text = "" if sys.stdin.isatty() else _read_stdin_text()
     state = _state()
     message = NewMessage(
         role=role,
@@ -400,6 +400,17 @@ def append(
     )
     stored = state.store.append_message(state.user, conversation, message)
     emit_json(shapes.message(stored)) if as_json else say(stored.id)
+
+
+def _read_stdin_text() -> str:
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"standard input is not UTF-8 text (bad byte at offset {exc.start})",
+            hint="convert it first, e.g. with iconv -t UTF-8",
+        ) from None
 
 
 def _guess_mime(path: Path) -> str:
@@ -484,7 +495,12 @@ def show(
         )
         return
     text = render.conversation_markdown(found, messages)
-    click.echo(text if raw else render.terminal_safe(text), nl=False)
+    if raw:
+        # Not click.echo: it strips escape sequences when stdout is not a terminal.
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        click.echo(render.terminal_safe(text), nl=False)
     _ = as_markdown  # the human form is Markdown already; the flag states it explicitly
 
 
@@ -544,18 +560,63 @@ def _print_conversation(conversation: Any, as_json: bool) -> None:
         say(f"{conversation.id}  {conversation.state}  {conversation.title}")
 
 
+def _for_each(
+    conversations: Sequence[str],
+    action: Callable[[str], Any],
+    to_json: Callable[[str, Any], dict[str, Any]],
+    to_text: Callable[[str, Any], str],
+    as_json: bool,
+) -> None:
+    """Apply ``action`` to every id, saying what happened to each.
+
+    One failing id does not stop the others; the command then exits with the first
+    failure's code. With a single id, a failure is reported like any other error.
+    """
+    if len(conversations) == 1:
+        result = action(conversations[0])
+        emit_json([to_json(conversations[0], result)]) if as_json else say(
+            to_text(conversations[0], result)
+        )
+        return
+    shapes_out: list[dict[str, Any]] = []
+    first_error: ChatkeepError | None = None
+    for conversation_id in conversations:
+        try:
+            result = action(conversation_id)
+        except ChatkeepError as error:
+            first_error = first_error or error
+            shapes_out.append({"id": conversation_id, "error": error.to_dict()})
+            if not as_json:
+                click.echo(
+                    f"error: {conversation_id}: {render.terminal_safe(error.message)}", err=True
+                )
+            continue
+        shapes_out.append(to_json(conversation_id, result))
+        if not as_json:
+            say(to_text(conversation_id, result))
+    if as_json:
+        emit_json(shapes_out)
+    if first_error is not None:
+        sys.exit(first_error.exit_code)
+
+
+def _conversation_line(_id: str, conversation: Any) -> str:
+    return f"{conversation.id}  {conversation.state}  {conversation.title}"
+
+
 def _lifecycle(name: str, method: str, doc: str) -> None:
     @cli.command(name, help=doc)
     @click.argument("conversations", nargs=-1, required=True, metavar="CONVERSATION...")
     @json_option
     def command(conversations: Sequence[str], as_json: bool) -> None:
         state = _state()
-        changed = [getattr(state.store, method)(state.user, c) for c in conversations]
-        if as_json:
-            emit_json([shapes.conversation(c) for c in changed])
-        else:
-            for c in changed:
-                _print_conversation(c, False)
+        _for_each(
+            conversations,
+            lambda c: getattr(state.store, method)(state.user, c),
+            lambda _id, c: shapes.conversation(c),
+            _conversation_line,
+            as_json,
+        )
 
 
 _lifecycle("pin", "pin_conversation", "Pin conversations in their runtime's sidebar.")
@@ -573,27 +634,30 @@ _lifecycle("restore", "restore_conversation", "Restore conversations from the tr
 )
 @json_option
 def rm(conversations: Sequence[str], hard: bool, as_json: bool) -> None:
-    """Move conversations to the trash, or with --hard delete them for good."""
+    """Move conversations to the trash, or with --hard delete them for good.
+
+    Each id is handled on its own: one that fails does not stop the others, and the
+    exit status is then that of the first failure.
+    """
     state = _state()
     if not hard:
-        changed = [state.store.trash_conversation(state.user, c) for c in conversations]
-        if as_json:
-            emit_json([shapes.conversation(c) for c in changed])
-        else:
-            for c in changed:
-                say(f"{c.id}  moved to the trash (use --hard to delete for good)")
-        return
-    reports = [state.store.delete_conversation(state.user, c) for c in conversations]
-    if as_json:
-        emit_json(
-            [
-                {"id": c, **shapes.delete_report(r)}
-                for c, r in zip(conversations, reports, strict=True)
-            ]
+        _for_each(
+            conversations,
+            lambda c: state.store.trash_conversation(state.user, c),
+            lambda _id, c: shapes.conversation(c),
+            lambda _id, c: f"{c.id}  moved to the trash (use --hard to delete for good)",
+            as_json,
         )
         return
-    for cid, r in zip(conversations, reports, strict=True):
-        say(f"{cid}  deleted: {r.messages} messages, {r.attachments} attachments, {r.blobs} blobs")
+    _for_each(
+        conversations,
+        lambda c: state.store.delete_conversation(state.user, c),
+        lambda cid, r: {"id": cid, **shapes.delete_report(r)},
+        lambda cid, r: (
+            f"{cid}  deleted: {r.messages} messages, {r.attachments} attachments, {r.blobs} blobs"
+        ),
+        as_json,
+    )
 
 
 # -- settings --------------------------------------------------------------------

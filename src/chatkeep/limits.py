@@ -25,6 +25,10 @@ MAX_TITLE_LENGTH: Final = 1_000
 #: Longest tag (characters) and most tags on one conversation.
 MAX_TAG_LENGTH: Final = 64
 MAX_TAGS_PER_CONVERSATION: Final = 100
+#: Largest token count and cost one message may carry; bounded so that a conversation's
+#: running totals stay exact 64-bit integers and finite floats.
+MAX_TOKENS_PER_MESSAGE: Final = 10**12
+MAX_COST_PER_MESSAGE: Final = 10.0**9
 #: Largest JSON value of a setting, a runtime configuration or message metadata.
 MAX_JSON_BYTES: Final = 1024 * 1024
 #: Longest setting key (``namespace.key``).

@@ -74,6 +74,10 @@ def initialise(root: Path, *, allow_in_git: bool = False) -> bool:
 
     Returns False when a vault was already there (its version is still checked).
     """
+    paths = VaultPaths(root)
+    if paths.vault_file.exists():
+        read_vault_file(root)
+        return False
     work_tree = enclosing_git_work_tree(root)
     if work_tree is not None and not allow_in_git:
         raise UnsafeLocation(
@@ -82,10 +86,6 @@ def initialise(root: Path, *, allow_in_git: bool = False) -> bool:
         )
     if root.exists() and not root.is_dir():
         raise UnsafeLocation(f"{root} exists and is not a directory")
-    paths = VaultPaths(root)
-    if paths.vault_file.exists():
-        read_vault_file(root)
-        return False
     fsutil.ensure_dir(root)
     fsutil.atomic_write(root / ".gitignore", b"# chatkeep vault: never commit it\n*\n")
     header = {
@@ -113,7 +113,7 @@ def read_vault_file(root: Path) -> dict[str, Any]:
     if not isinstance(header, dict) or header.get("format") != "chatkeep-vault":
         raise VaultError(f"{path} does not describe a chatkeep vault")
     version = header.get("format_version")
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise VaultError(f"{path} has no valid format_version")
     if version > FORMAT_VERSION:
         raise VaultTooNew(

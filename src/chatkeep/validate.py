@@ -154,16 +154,23 @@ def check_new_message(new: NewMessage) -> CheckedMessage:
     check_short_text("author", new.author)
     check_short_text("model", new.model)
     if new.tokens is not None and (
-        not isinstance(new.tokens, int) or isinstance(new.tokens, bool) or new.tokens < 0
+        not isinstance(new.tokens, int)
+        or isinstance(new.tokens, bool)
+        or not 0 <= new.tokens <= limits.MAX_TOKENS_PER_MESSAGE
     ):
-        raise InvalidInput(f"tokens must be a non-negative integer, not {new.tokens!r}")
+        raise InvalidInput(
+            f"tokens must be an integer from 0 to {limits.MAX_TOKENS_PER_MESSAGE}, "
+            f"not {new.tokens!r}"
+        )
     if new.cost is not None and (
         not isinstance(new.cost, int | float)
         or isinstance(new.cost, bool)
         or not math.isfinite(new.cost)
-        or new.cost < 0
+        or not 0 <= new.cost <= limits.MAX_COST_PER_MESSAGE
     ):
-        raise InvalidInput(f"cost must be a non-negative number, not {new.cost!r}")
+        raise InvalidInput(
+            f"cost must be a number from 0 to {limits.MAX_COST_PER_MESSAGE:g}, not {new.cost!r}"
+        )
     for attachment in new.attachments:
         check_short_text("attachment name", attachment.name, required=True)
         check_short_text("attachment mime type", attachment.mime_type, required=True)

@@ -382,6 +382,8 @@ class SqlStore:
             return self._conversation(conn, user_id, conversation_id)
 
     def get_conversation(self, user_id: str, conversation_id: str) -> Conversation:
+        check_name("user", user_id)
+        check_id("conversation", conversation_id)
         with self._read() as conn:
             return self._conversation(conn, user_id, conversation_id)
 

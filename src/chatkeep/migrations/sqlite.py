@@ -13,7 +13,7 @@ from chatkeep.migrations import Migration
 _M0001 = [
     """
     CREATE TABLE users (
-        id TEXT PRIMARY KEY,                 -- a name chosen by people (ids.check_name)
+        id TEXT PRIMARY KEY NOT NULL,        -- a name chosen by people (ids.check_name)
         display_name TEXT,                   -- how to show the user, if set
         created_at TEXT NOT NULL             -- ISO-8601 UTC
     )
@@ -33,7 +33,7 @@ _M0001 = [
     """,
     """
     CREATE TABLE conversations (
-        id TEXT PRIMARY KEY,                 -- minted c_<ulid>
+        id TEXT PRIMARY KEY NOT NULL,        -- minted c_<ulid>
         user_id TEXT NOT NULL,               -- owner; every query filters on it
         runtime_id TEXT NOT NULL,
         title TEXT NOT NULL,
@@ -97,7 +97,7 @@ _M0001 = [
     "CREATE INDEX messages_by_parent ON messages (parent_id)",
     """
     CREATE TABLE attachments (
-        id TEXT PRIMARY KEY,                 -- minted a_<ulid>
+        id TEXT PRIMARY KEY NOT NULL,        -- minted a_<ulid>
         user_id TEXT NOT NULL,
         message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
         conversation_id TEXT NOT NULL,
