@@ -576,3 +576,24 @@ def test_malformed_ids_are_refused_before_any_lookup(store: Store, alice: str, b
         store.get_conversation(alice, bad_id)
     with pytest.raises((InvalidId, NotFound)):
         store.append_message(alice, bad_id, user_msg("x"))
+
+
+def test_root_and_parent_together_are_refused(store: Store, alice: str, conversation: str) -> None:
+    first = store.append_message(alice, conversation, user_msg("one"))
+    with pytest.raises(InvalidInput, match="root"):
+        store.append_message(alice, conversation, user_msg("x", root=True, parent_id=first.id))
+
+
+def test_tagging_with_nothing_to_change_keeps_the_sidebar_order(
+    store: Store, alice: str, conversation: str
+) -> None:
+    tagged = store.tag_conversation(alice, conversation, add=["x"])
+    again = store.tag_conversation(alice, conversation, add=["x"])
+    assert again.updated_at == tagged.updated_at
+
+
+def test_an_unknown_user_is_named_as_the_problem(store: Store, alice: str, runtime: str) -> None:
+    with pytest.raises(NotFound, match="no user 'nobody'"):
+        store.create_conversation("nobody", runtime)
+    with pytest.raises(NotFound, match="no user 'nobody'"):
+        store.get_conversation("nobody", store.route(alice, runtime).id)

@@ -379,9 +379,12 @@ def append(
     message is durable when the command returns.
     """
     if text is None:
-        if sys.stdin.isatty() and not attachments:
+        if attachments:
+            text = ""  # attachments alone make a message; never wait on stdin for text
+        elif sys.stdin.isatty():
             raise InvalidInput("no text given", hint="pass TEXT or pipe it on standard input")
-        text = "" if sys.stdin.isatty() else _read_stdin_text()
+        else:
+            text = _read_stdin_text()
     state = _state()
     message = NewMessage(
         role=role,
@@ -587,9 +590,8 @@ def _for_each(
             first_error = first_error or error
             shapes_out.append({"id": conversation_id, "error": error.to_dict()})
             if not as_json:
-                click.echo(
-                    f"error: {conversation_id}: {render.terminal_safe(error.message)}", err=True
-                )
+                where = render.terminal_safe(conversation_id)
+                click.echo(f"error: {where}: {render.terminal_safe(error.message)}", err=True)
             continue
         shapes_out.append(to_json(conversation_id, result))
         if not as_json:
@@ -697,10 +699,13 @@ def config_set(key: str, value: str, as_json: bool) -> None:
 
 @config.command("unset")
 @click.argument("key")
-def config_unset(key: str) -> None:
+@json_option
+def config_unset(key: str, as_json: bool) -> None:
     """Remove KEY."""
     state = _state()
     state.store.delete_setting(state.user, key)
+    if as_json:
+        emit_json({"key": key, "removed": True})
 
 
 @config.command("ls")

@@ -138,6 +138,8 @@ def check_new_message(new: NewMessage) -> CheckedMessage:
     """Check everything about a new message that does not need the store."""
     if new.role not in ROLES:
         raise InvalidInput(f"unknown role {new.role!r}", hint=f"use one of: {', '.join(ROLES)}")
+    if new.root and new.parent_id is not None:
+        raise InvalidInput("a message cannot both start a new root and have a parent")
     if not new.parts and not new.attachments:
         raise InvalidInput("a message needs at least one content part or attachment")
     if len(new.parts) > limits.MAX_PARTS_PER_MESSAGE:

@@ -319,6 +319,7 @@ class SqlStore:
             select(t.runtimes).where(t.runtimes.c.user_id == user_id, t.runtimes.c.id == runtime_id)
         ).first()
         if row is None and required:
+            self._require_user(conn, user_id)
             raise NotFound(
                 f"no runtime {runtime_id!r}", hint="list runtimes with 'chatkeep runtime ls'"
             )
@@ -489,7 +490,7 @@ class SqlStore:
                         tags.c.conversation_id == conversation_id, tags.c.tag.in_(to_remove)
                     )
                 )
-            self._add_tags(conn, user_id, conversation_id, to_add)
+            added = self._add_tags(conn, user_id, conversation_id, to_add)
             count = conn.execute(
                 select(func.count()).where(tags.c.conversation_id == conversation_id)
             ).scalar_one()
@@ -497,12 +498,13 @@ class SqlStore:
                 raise InvalidInput(
                     f"a conversation can have at most {limits.MAX_TAGS_PER_CONVERSATION} tags"
                 )
-            self._touch(conn, conversation_id)
+            if added or to_remove:
+                self._touch(conn, conversation_id)
             return self._conversation(conn, user_id, conversation_id)
 
     def _add_tags(
         self, conn: Connection, user_id: str, conversation_id: str, tags: Sequence[str]
-    ) -> None:
+    ) -> int:
         ct = t.conversation_tags
         existing = set(
             conn.scalars(select(ct.c.tag).where(ct.c.conversation_id == conversation_id))
@@ -516,6 +518,7 @@ class SqlStore:
                     for tag in new
                 ],
             )
+        return len(new)
 
     def pin_conversation(self, user_id: str, conversation_id: str) -> Conversation:
         with self._write() as conn:
@@ -1099,6 +1102,7 @@ class SqlStore:
             )
         ).first()
         if row is None and required:
+            self._require_user(conn, user_id)
             raise NotFound(f"no conversation {conversation_id}")
         return row
 
