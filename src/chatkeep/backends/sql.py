@@ -1109,6 +1109,7 @@ class SqlStore:
     def _conversation(self, conn: Connection, user_id: str, conversation_id: str) -> Conversation:
         found = self._conversations(conn, user_id, [conversation_id])
         if not found:
+            self._require_user(conn, user_id)
             raise NotFound(f"no conversation {conversation_id}")
         return found[0]
 
