@@ -138,3 +138,56 @@ def test_the_connection_is_durable_by_configuration(vault: chatkeep.Vault) -> No
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+
+
+def test_repair_clears_what_a_killed_writer_left_and_keeps_fresh_writes(
+    vault: chatkeep.Vault, home: str
+) -> None:
+    import os
+    import time
+
+    store = vault.store
+    kept = store.append_message(
+        "alice", home, chatkeep.user_message("x", attachments=(NewAttachment(name="a", data=b"a"),))
+    )
+    orphan_dir = vault.paths.blobs / "cd"
+    orphan_dir.mkdir()
+    (orphan_dir / ("cd" + "1" * 62)).write_bytes(b"unused")
+    stale = vault.paths.blobs / ".tmp-0123-dead-writer"
+    stale.write_bytes(b"half")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    fresh = vault.paths.blobs / ".tmp-4567-live-writer"
+    fresh.write_bytes(b"in progress")
+    assert {p.severity for p in vault.doctor()} == {"warning"}
+    report = vault.repair()
+    assert (report.temp_files, report.blobs) == (1, 1)
+    assert not stale.exists() and fresh.exists()
+    assert store.read_attachment("alice", kept.attachments[0].id) == b"a"
+    fresh.unlink()
+    assert vault.doctor() == []
+
+
+def test_an_attachment_swept_mid_append_is_stored_again(
+    vault: chatkeep.Vault, home: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A blob removed between its write and the row's transaction is written again."""
+    store = vault.store
+    real_put = store._blobs.put  # type: ignore[attr-defined]
+
+    swept = []
+
+    def put_then_sweep(source: Any) -> Any:
+        result = real_put(source)
+        if not swept:  # once: what a concurrent repair or delete would do
+            swept.append(store.sweep_unused_blobs())
+        return result
+
+    monkeypatch.setattr(store._blobs, "put", put_then_sweep)  # type: ignore[attr-defined]
+    stored = store.append_message(
+        "alice", home, chatkeep.user_message("x", attachments=(NewAttachment(name="a", data=b"z"),))
+    )
+    monkeypatch.undo()
+    assert swept == [1]
+    assert store.read_attachment("alice", stored.attachments[0].id) == b"z"
+    assert vault.doctor() == []

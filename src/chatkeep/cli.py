@@ -187,16 +187,31 @@ def init(allow_in_git: bool, user_name: str | None, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option(
+    "--fix",
+    is_flag=True,
+    help="First clear what a killed writer left: stale temp files and unused blobs.",
+)
 @json_option
-def doctor(as_json: bool) -> None:
+def doctor(fix: bool, as_json: bool) -> None:
     """Check the vault: database integrity, foreign keys, trees, counters, blob hashes.
 
     Exits with status 9 when it finds an error (warnings alone exit 0).
     """
-    problems = _state().vault.doctor()
+    vault = _state().vault
+    repaired = vault.repair() if fix else None
+    if repaired is not None and not as_json:
+        say(f"removed {repaired.temp_files} stale temp file(s) and {repaired.blobs} unused blob(s)")
+    problems = vault.doctor()
     errors = [p for p in problems if p.severity == "error"]
     if as_json:
-        emit_json({"ok": not errors, "problems": [shapes.problem(p) for p in problems]})
+        report: dict[str, Any] = {
+            "ok": not errors,
+            "problems": [shapes.problem(p) for p in problems],
+        }
+        if repaired is not None:
+            report["repaired"] = {"temp_files": repaired.temp_files, "blobs": repaired.blobs}
+        emit_json(report)
     else:
         for problem in problems:
             say(f"{problem.severity}: [{problem.check}] {problem.message}")

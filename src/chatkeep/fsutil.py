@@ -14,6 +14,7 @@ import errno
 import hashlib
 import os
 import secrets
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, NoReturn
@@ -148,13 +149,25 @@ def remove_file(path: Path) -> bool:
     return True
 
 
-def remove_stale_temp(directory: Path) -> int:
-    """Remove temp files a killed writer left behind; return how many."""
-    removed = 0
+def stale_temp_files(directory: Path, *, older_than: float = 0.0) -> list[Path]:
+    """Temp files a killed writer left behind, untouched for ``older_than`` seconds."""
     if not directory.is_dir():
-        return 0
+        return []
+    cutoff = time.time() - older_than
+    found = []
     for path in directory.rglob(f"{TEMP_PREFIX}*"):
         with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-            removed += 1
+            if path.stat().st_mtime <= cutoff:
+                found.append(path)
+    return sorted(found)
+
+
+def remove_stale_temp(directory: Path, *, older_than: float) -> int:
+    """Remove temp files untouched for ``older_than`` seconds; return how many.
+
+    The grace period keeps a file another process is still writing.
+    """
+    removed = 0
+    for path in stale_temp_files(directory, older_than=older_than):
+        removed += remove_file(path)
     return removed

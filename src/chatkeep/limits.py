@@ -37,5 +37,7 @@ MAX_SETTING_KEY_LENGTH: Final = 200
 MAX_BATCH_MESSAGES: Final = 10_000
 #: How long a writer waits for another process's write lock before giving up (seconds).
 BUSY_TIMEOUT_SECONDS: Final = 30.0
+#: A temp file untouched this long (seconds) belongs to a writer that died: repair removes it.
+STALE_TEMP_SECONDS: Final = 15 * 60
 #: Most rows one listing returns when the caller asks for "all".
 MAX_PAGE_SIZE: Final = 10_000

@@ -200,6 +200,10 @@ class Store(Protocol):
     def list_settings(self, user_id: str, *, prefix: str | None = None) -> dict[str, Any]: ...
 
     # -- integrity -----------------------------------------------------------------
+    def sweep_unused_blobs(self) -> int:
+        """Remove attachment blobs no attachment refers to (left by a crash); return how many."""
+        ...
+
     def check(self) -> list[Problem]:
         """Every integrity problem found (empty when the store is healthy)."""
         ...

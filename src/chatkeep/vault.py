@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from chatkeep import location
+from chatkeep import fsutil, location
 from chatkeep.backends import open_sqlite_store
-from chatkeep.fsutil import TEMP_PREFIX
+from chatkeep.limits import STALE_TEMP_SECONDS
 from chatkeep.model import Problem
 from chatkeep.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class RepairReport:
+    """What :meth:`Vault.repair` removed."""
+
+    temp_files: int
+    blobs: int
 
 
 class Vault:
@@ -29,10 +38,16 @@ class Vault:
         self.paths = location.VaultPaths(root)
         self.store = store
 
+    def repair(self) -> RepairReport:
+        """Clear what a killed writer can leave behind: unfinished temp files (older
+        than :data:`~chatkeep.limits.STALE_TEMP_SECONDS`) and blobs nothing uses."""
+        temp_files = fsutil.remove_stale_temp(self.root, older_than=STALE_TEMP_SECONDS)
+        return RepairReport(temp_files=temp_files, blobs=self.store.sweep_unused_blobs())
+
     def doctor(self) -> list[Problem]:
         """Everything wrong with the vault: the store's checks plus leftover temp files."""
         problems = self.store.check()
-        for stale in sorted(self.root.rglob(f"{TEMP_PREFIX}*")):
+        for stale in fsutil.stale_temp_files(self.root):
             problems.append(
                 Problem(
                     "files",

@@ -9,8 +9,9 @@ message's text is :func:`message_text` ``(PROCESS, index, target)``. With ``MODE
 every message also carries :func:`attachment_for` ``(index)``, content that all workers
 send at the same time, so the store must deduplicate it under contention.
 
-After each append it prints ``<target> <index> <message id>``; at the end
-``window <start> <end>`` (wall-clock times of its first and last append). It never
+When done it prints ``<target> <index> <message id>`` for each append, then
+``window <start> <end> <slowest>``: the wall-clock times of its first and last append and
+the longest one append took (seconds). It never
 catches or retries an error: any exception (``database is locked`` included) ends it
 with a non-zero status and a traceback on stderr.
 """
@@ -66,24 +67,26 @@ def main(argv: list[str]) -> int:
         time.sleep(0.001)
 
     lines: list[str] = []
+    slowest = 0.0
     began = time.time()
     for index in range(count):
         for target, conversation_id in (("shared", shared_id), ("own", own_id)):
+            before = time.monotonic()
             attachments: tuple[chatkeep.NewAttachment, ...] = ()
             if mode == "attach":
                 attachments = (
                     chatkeep.NewAttachment(name=f"same-{index}.bin", data=attachment_for(index)),
                 )
+            text = message_text(process, index, target)
             message = vault.store.append_message(
-                user,
-                conversation_id,
-                chatkeep.user_message(message_text(process, index, target), attachments=attachments),
+                user, conversation_id, chatkeep.user_message(text, attachments=attachments)
             )
+            slowest = max(slowest, time.monotonic() - before)
             lines.append(f"{target} {index} {message.id}\n")
     ended = time.time()
     vault.close()
     sys.stdout.writelines(lines)
-    sys.stdout.write(f"window {began!r} {ended!r}\n")
+    sys.stdout.write(f"window {began!r} {ended!r} {slowest!r}\n")
     sys.stdout.flush()
     return 0
 

@@ -899,7 +899,12 @@ class SqlStore:
         # Under the write lock now: a concurrent delete may have removed a blob that
         # existed when we stored ours (content addressing deduplicated the write).
         if not self._blobs.exists(blob.sha256):
-            self._store_blob(blob.source)
+            again = self._store_blob(blob.source)
+            if again.sha256 != blob.sha256:
+                raise InvalidInput(
+                    f"attachment {blob.source.name!r} changed while it was being stored",
+                    hint="retry once the file is no longer being written",
+                )
         return Attachment(
             id=new_id("attachment"),
             message_id=message_id,
@@ -1141,6 +1146,16 @@ class SqlStore:
         return [_conversation(rows[i], tags.get(i, [])) for i in ids if i in rows]
 
     # -- integrity -----------------------------------------------------------------
+    def sweep_unused_blobs(self) -> int:
+        # Under the write lock: an append re-checks its blob under the same lock and
+        # stores it again if it was swept meanwhile (see _prepare_attachment).
+        removed = 0
+        with self._write() as conn:
+            used = set(conn.scalars(select(t.attachments.c.sha256).distinct()))
+            for sha in set(self._blobs.all_digests()) - used:
+                removed += self._blobs.remove(sha)
+        return removed
+
     def check(self) -> list[Problem]:
         problems: list[Problem] = []
         with self._read() as conn:
