@@ -68,9 +68,12 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_samples: int) 
         default=None,
         help=f"timed samples per series (default {default_samples}, fewer with --quick)",
     )
-    parser.add_argument(
-        "--json", action="store_true", help="print the figures as JSON on stdout"
-    )
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
+
+
+def sample_count(requested: int | None, default: int) -> int:
+    """``--samples`` if given (even 0, which the caller then refuses), else the default."""
+    return default if requested is None else requested
 
 
 def progress(message: str) -> None:

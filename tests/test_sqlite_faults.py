@@ -14,6 +14,7 @@ from sqlalchemy import event, text
 
 import chatkeep
 from chatkeep import fsutil
+from chatkeep.backends import sqlite as sqlite_backend
 from chatkeep.errors import StorageError, StorageFull
 from chatkeep.model import NewAttachment
 
@@ -32,7 +33,7 @@ def home(vault: chatkeep.Vault) -> str:
 
 
 def test_a_full_database_refuses_the_write_and_keeps_everything_else(
-    vault: chatkeep.Vault, home: str
+    vault: chatkeep.Vault, home: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = vault.store
     engine = _engine(vault)
@@ -40,8 +41,19 @@ def test_a_full_database_refuses_the_write_and_keeps_everything_else(
     def cap_pages(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.execute("PRAGMA max_page_count = 60")
 
+    def reconnect() -> None:  # both the pool and the append path's own connections
+        engine.dispose()
+        store._raw_write.close()  # type: ignore[attr-defined]
+
+    real_on_connect = sqlite_backend._on_connect
+
+    def capped_on_connect(dbapi_connection: Any, record: Any) -> None:
+        real_on_connect(dbapi_connection, record)
+        cap_pages(dbapi_connection, record)
+
+    monkeypatch.setattr(sqlite_backend, "_on_connect", capped_on_connect)
     event.listen(engine, "connect", cap_pages)
-    engine.dispose()
+    reconnect()
     acknowledged = []
     with pytest.raises(StorageFull):
         for i in range(10_000):
@@ -54,7 +66,8 @@ def test_a_full_database_refuses_the_write_and_keeps_everything_else(
     assert snapshot(store, "alice") == before
     assert [m.id for m in store.list_messages("alice", home)] == [m.id for m in acknowledged]
     event.remove(engine, "connect", cap_pages)
-    engine.dispose()
+    monkeypatch.undo()
+    reconnect()
     store.append_message("alice", home, chatkeep.user_message("space again"))
     assert [p for p in vault.doctor() if p.severity == "error"] == []
 

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from chatkeep.backends.sql import SqlStore
-from chatkeep.backends.sqlite import WRITE_OPTIONS, create_sqlite_engine, integrity_problems
+from chatkeep.backends.sqlite import (
+    WRITE_OPTIONS,
+    AppendConnections,
+    create_sqlite_engine,
+    integrity_problems,
+    translate_error,
+)
 from chatkeep.blobs import BlobStore
 from chatkeep.location import VaultPaths
 from chatkeep.migrations import migrate
@@ -22,6 +28,8 @@ def open_sqlite_store(paths: VaultPaths) -> SqlStore:
         engine,
         BlobStore(paths.blobs),
         write_options=WRITE_OPTIONS,
+        raw_write=AppendConnections(paths.database),
+        translate=translate_error,
         dialect_checks=integrity_problems,
     )
 

@@ -15,7 +15,7 @@ import hashlib
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import (
@@ -34,15 +34,19 @@ from sqlalchemy.exc import OperationalError
 
 from chatkeep import limits
 from chatkeep.backends import schema as t
+from chatkeep.backends.appender import (
+    Appender,
+    AppendStatements,
+    PendingAttachment,
+    RawWrite,
+    attachment_row,
+)
 from chatkeep.blobs import BlobStore
 from chatkeep.errors import (
     ChatkeepError,
     Conflict,
     InvalidInput,
     NotFound,
-    StorageError,
-    StorageFull,
-    StoreBusy,
 )
 from chatkeep.ids import check_id, check_name, check_setting_key, new_id, primary_conversation_title
 from chatkeep.model import (
@@ -57,12 +61,10 @@ from chatkeep.model import (
     Problem,
     Runtime,
     User,
-    canonical_json,
 )
 from chatkeep.store import DeleteReport
 from chatkeep.timeutil import from_text, optional_from_text, to_text, utcnow
 from chatkeep.validate import (
-    CheckedMessage,
     check_new_message,
     check_short_text,
     check_tags,
@@ -74,38 +76,6 @@ from chatkeep.validate import (
 _COST_TOLERANCE = 1e-6
 
 
-@dataclass(slots=True)
-class _ConversationCursor:
-    """The running state of a conversation while messages are appended to it."""
-
-    id: str
-    runtime_id: str
-    message_count: int
-    total_tokens: int
-    total_cost: float
-    active_leaf_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class _StoredBlob:
-    sha256: str
-    size: int
-    source: NewAttachment
-
-
-def _translate(exc: OperationalError) -> ChatkeepError:
-    text_ = str(exc.orig).lower()
-    if "locked" in text_ or "busy" in text_:
-        return StoreBusy(
-            "the store stayed locked by another writer for longer than "
-            f"{limits.BUSY_TIMEOUT_SECONDS:.0f} s",
-            hint="retry; if it persists, look for a stuck chatkeep process",
-        )
-    if "full" in text_:
-        return StorageFull("the database is full", hint="free some disk space and retry")
-    return StorageError(f"the database failed: {exc.orig}")
-
-
 class SqlStore:
     """:class:`~chatkeep.store.Store` on a SQL database through SQLAlchemy Core."""
 
@@ -115,12 +85,17 @@ class SqlStore:
         blobs: BlobStore,
         *,
         write_options: dict[str, str],
+        raw_write: RawWrite,
+        translate: Callable[[BaseException], ChatkeepError],
         dialect_checks: Callable[[Connection], list[str]],
     ) -> None:
         self._engine = engine
         self._blobs = blobs
         self._write_options = write_options
+        self._translate = translate
         self._dialect_checks = dialect_checks
+        self._raw_write = raw_write
+        self._appender = Appender(AppendStatements(engine.dialect), raw_write)
 
     # -- transactions --------------------------------------------------------------
     @contextmanager
@@ -130,7 +105,7 @@ class SqlStore:
             with connection as conn, conn.begin():
                 yield conn
         except OperationalError as exc:
-            raise _translate(exc) from exc
+            raise self._translate(exc.orig or exc) from exc
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -138,9 +113,10 @@ class SqlStore:
             with self._engine.connect() as conn, conn.begin():
                 yield conn
         except OperationalError as exc:
-            raise _translate(exc) from exc
+            raise self._translate(exc.orig or exc) from exc
 
     def close(self) -> None:
+        self._raw_write.close()
         self._engine.dispose()
 
     # -- users ---------------------------------------------------------------------
@@ -739,7 +715,7 @@ class SqlStore:
             )
             conn.execute(insert(t.messages).values(**values))
             for copy in copies:
-                conn.execute(insert(t.attachments).values(user_id=user_id, **_attachment_row(copy)))
+                conn.execute(insert(t.attachments).values(user_id=user_id, **attachment_row(copy)))
             tokens += row.tokens or 0
             cost += row.cost or 0.0
             leaf = copy_id
@@ -769,152 +745,38 @@ class SqlStore:
             if item.new.parent_id is not None:
                 check_id("message", item.new.parent_id)
         # Blobs first, outside the write lock: a large file must not stall other writers.
-        stored = [[self._store_blob(a) for a in item.new.attachments] for item in checked]
-        with self._write() as conn:
-            cursor = self._cursor(conn, user_id, conversation_id)
-            appended = [
-                self._insert_message(conn, user_id, cursor, item, blobs)
-                for item, blobs in zip(checked, stored, strict=True)
-            ]
-            conn.execute(
-                update(t.conversations)
-                .where(t.conversations.c.id == conversation_id)
-                .values(
-                    message_count=cursor.message_count,
-                    total_tokens=cursor.total_tokens,
-                    total_cost=cursor.total_cost,
-                    active_leaf_id=cursor.active_leaf_id,
-                    updated_at=to_text(utcnow()),
-                )
-            )
-        return appended
+        pending = [[self._store_blob(a) for a in item.new.attachments] for item in checked]
+        return self._appender.append(user_id, conversation_id, checked, pending)
 
-    def _store_blob(self, attachment: NewAttachment) -> _StoredBlob:
-        if attachment.data is not None:
-            sha, size = self._blobs.put(attachment.data)
-        else:
-            try:
-                with open(str(attachment.path), "rb") as handle:  # noqa: PTH123
-                    sha, size = self._blobs.put(handle)
-            except OSError as exc:
+    def _store_blob(self, attachment: NewAttachment) -> PendingAttachment:
+        sha, size = self._put_blob(attachment)
+
+        def ensure() -> None:
+            # Called under the write lock: a concurrent delete or sweep may have removed
+            # a blob that existed when ours was stored (content addressing deduplicated
+            # the write), so store it again, and it must still be the same bytes.
+            if not self._blobs.exists(sha) and self._put_blob(attachment)[0] != sha:
                 raise InvalidInput(
-                    f"cannot read attachment {attachment.path}: {exc.strerror}"
-                ) from exc
-        return _StoredBlob(sha256=sha, size=size, source=attachment)
-
-    def _cursor(self, conn: Connection, user_id: str, conversation_id: str) -> _ConversationCursor:
-        row = self._conversation_row(conn, user_id, conversation_id)
-        if row.state == "trashed":
-            raise Conflict(
-                f"conversation {conversation_id} is in the trash",
-                hint="restore it before adding messages",
-            )
-        return _ConversationCursor(
-            id=row.id,
-            runtime_id=row.runtime_id,
-            message_count=row.message_count,
-            total_tokens=row.total_tokens,
-            total_cost=row.total_cost,
-            active_leaf_id=row.active_leaf_id,
-        )
-
-    def _insert_message(
-        self,
-        conn: Connection,
-        user_id: str,
-        cursor: _ConversationCursor,
-        item: CheckedMessage,
-        blobs: Sequence[_StoredBlob],
-    ) -> Message:
-        new = item.new
-        if new.root:
-            parent_id = None
-        elif new.parent_id is not None:
-            self._message_in(conn, user_id, cursor.id, new.parent_id, role="parent message")
-            parent_id = new.parent_id
-        else:
-            parent_id = cursor.active_leaf_id
-        message_id = new_id("message")
-        created = new.created_at or utcnow()
-        content, content_sha = item.content, item.content_sha256
-        attachments = [self._prepare_attachment(blob, message_id, cursor.id) for blob in blobs]
-        if attachments:
-            parts = [Part.from_dict(p) for p in decode_json(content)] + [
-                _attachment_part(a) for a in attachments
-            ]
-            content_bytes = canonical_json([p.to_dict() for p in parts])
-            if len(content_bytes) > limits.MAX_MESSAGE_BYTES:
-                raise InvalidInput("the message with its attachment references is too large")
-            content = content_bytes.decode("utf-8")
-            content_sha = hashlib.sha256(content_bytes).hexdigest()
-        conn.execute(
-            insert(t.messages).values(
-                id=message_id,
-                user_id=user_id,
-                conversation_id=cursor.id,
-                parent_id=parent_id,
-                seq=cursor.message_count,
-                role=new.role,
-                author=new.author,
-                content=content,
-                content_sha256=content_sha,
-                created_at=to_text(created),
-                model=new.model,
-                tokens=new.tokens,
-                cost=float(new.cost) if new.cost is not None else None,
-                metadata=item.metadata,
-                hidden=int(new.hidden),
-            )
-        )
-        for attachment in attachments:
-            conn.execute(
-                insert(t.attachments).values(user_id=user_id, **_attachment_row(attachment))
-            )
-        message = Message(
-            id=message_id,
-            conversation_id=cursor.id,
-            parent_id=parent_id,
-            seq=cursor.message_count,
-            role=new.role,  # type: ignore[arg-type]
-            author=new.author,
-            parts=tuple(Part.from_dict(p) for p in decode_json(content)),
-            created_at=from_text(to_text(created)),
-            model=new.model,
-            tokens=new.tokens,
-            cost=float(new.cost) if new.cost is not None else None,
-            metadata=decode_json(item.metadata),
-            hidden=new.hidden,
-            content_sha256=content_sha,
-            attachments=tuple(attachments),
-        )
-        cursor.message_count += 1
-        cursor.total_tokens += new.tokens or 0
-        cursor.total_cost += float(new.cost or 0.0)
-        cursor.active_leaf_id = message_id
-        return message
-
-    def _prepare_attachment(
-        self, blob: _StoredBlob, message_id: str, conversation_id: str
-    ) -> Attachment:
-        # Under the write lock now: a concurrent delete may have removed a blob that
-        # existed when we stored ours (content addressing deduplicated the write).
-        if not self._blobs.exists(blob.sha256):
-            again = self._store_blob(blob.source)
-            if again.sha256 != blob.sha256:
-                raise InvalidInput(
-                    f"attachment {blob.source.name!r} changed while it was being stored",
+                    f"attachment {attachment.name!r} changed while it was being stored",
                     hint="retry once the file is no longer being written",
                 )
-        return Attachment(
-            id=new_id("attachment"),
-            message_id=message_id,
-            conversation_id=conversation_id,
-            sha256=blob.sha256,
-            size=blob.size,
-            mime_type=blob.source.mime_type,
-            name=blob.source.name,
-            created_at=from_text(to_text(utcnow())),
+
+        return PendingAttachment(
+            sha256=sha,
+            size=size,
+            name=attachment.name,
+            mime_type=attachment.mime_type,
+            ensure=ensure,
         )
+
+    def _put_blob(self, attachment: NewAttachment) -> tuple[str, int]:
+        if attachment.data is not None:
+            return self._blobs.put(attachment.data)
+        try:
+            with open(str(attachment.path), "rb") as handle:  # noqa: PTH123
+                return self._blobs.put(handle)
+        except OSError as exc:
+            raise InvalidInput(f"cannot read attachment {attachment.path}: {exc.strerror}") from exc
 
     def get_message(self, user_id: str, message_id: str) -> Message:
         check_name("user", user_id)
@@ -1133,9 +995,11 @@ class SqlStore:
         query = (
             select(c, r.c.primary_conversation_id, pinned.label("pinned"))
             .join(r, and_(r.c.user_id == c.c.user_id, r.c.id == c.c.runtime_id))
-            .where(c.c.user_id == user_id, c.c.id.in_(ids))
+            .where(c.c.id.in_(ids))
         )
-        rows = {row.id: row for row in conn.execute(query)}
+        # Filter the owner in Python: with user_id in the WHERE clause SQLite may walk the
+        # user's whole index instead of the primary key, making the sidebar O(conversations).
+        rows = {row.id: row for row in conn.execute(query) if row.user_id == user_id}
         tags: dict[str, list[str]] = {}
         for row in conn.execute(
             select(ct.c.conversation_id, ct.c.tag)
@@ -1148,7 +1012,7 @@ class SqlStore:
     # -- integrity -----------------------------------------------------------------
     def sweep_unused_blobs(self) -> int:
         # Under the write lock: an append re-checks its blob under the same lock and
-        # stores it again if it was swept meanwhile (see _prepare_attachment).
+        # stores it again if it was swept meanwhile (see PendingAttachment.ensure).
         removed = 0
         with self._write() as conn:
             used = set(conn.scalars(select(t.attachments.c.sha256).distinct()))
@@ -1376,33 +1240,6 @@ def _attachment(row: Any) -> Attachment:
         mime_type=row.mime_type,
         name=row.name,
         created_at=from_text(row.created_at),
-    )
-
-
-def _attachment_row(attachment: Attachment) -> dict[str, Any]:
-    return {
-        "id": attachment.id,
-        "message_id": attachment.message_id,
-        "conversation_id": attachment.conversation_id,
-        "sha256": attachment.sha256,
-        "size": attachment.size,
-        "mime_type": attachment.mime_type,
-        "name": attachment.name,
-        "created_at": to_text(attachment.created_at),
-    }
-
-
-def _attachment_part(attachment: Attachment) -> Part:
-    kind = "image" if attachment.mime_type.startswith("image/") else "file"
-    return Part(
-        kind=kind,
-        data={
-            "attachment_id": attachment.id,
-            "name": attachment.name,
-            "mime_type": attachment.mime_type,
-            "size": attachment.size,
-            "sha256": attachment.sha256,
-        },
     )
 
 

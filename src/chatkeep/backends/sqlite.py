@@ -12,11 +12,17 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 
+from chatkeep.errors import ChatkeepError, StorageError, StorageFull, StoreBusy
 from chatkeep.limits import BUSY_TIMEOUT_SECONDS
 
 #: Execution options that make a connection's transaction a write transaction.
@@ -67,6 +73,74 @@ def _ensure_wal(engine: Engine) -> None:
         cursor.close()
     finally:
         raw.close()
+
+
+class AppendConnections:
+    """One plain sqlite3 connection per thread and process, for the append hot path.
+
+    Same pragmas (connect hook), same locking (``BEGIN IMMEDIATE`` under the busy
+    timeout), same durability as every other write, without a pool checkout per call.
+    A connection is never used across ``fork()`` (a known way to corrupt SQLite): the
+    process id is checked on every use.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._opened: list[sqlite3.Connection] = []
+
+    def _connection(self) -> sqlite3.Connection:
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            conn = sqlite3.connect(
+                self._path, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False
+            )
+            _on_connect(conn, None)
+            local.conn, local.pid = conn, os.getpid()
+            with self._lock:
+                self._opened.append(conn)
+        connection: sqlite3.Connection = local.conn
+        return connection
+
+    @contextmanager
+    def __call__(self) -> Iterator[sqlite3.Cursor]:
+        conn = self._connection()
+        cursor = conn.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield cursor
+                cursor.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    cursor.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            raise translate_error(exc) from exc
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            conn.close()
+        self._local = threading.local()
+
+
+def translate_error(exc: BaseException) -> ChatkeepError:
+    """A SQLite error as the chatkeep error a caller can act on."""
+    text_ = str(exc).lower()
+    if "locked" in text_ or "busy" in text_:
+        return StoreBusy(
+            "the store stayed locked by another writer for longer than "
+            f"{BUSY_TIMEOUT_SECONDS:.0f} s",
+            hint="retry; if it persists, look for a stuck chatkeep process",
+        )
+    if "full" in text_:
+        return StorageFull("the database is full", hint="free some disk space and retry")
+    return StorageError(f"the database failed: {exc}")
 
 
 def integrity_problems(conn: Connection) -> list[str]:
