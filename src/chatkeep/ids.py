@@ -42,12 +42,13 @@ _last_time_ms = -1
 _last_random = 0
 
 
-def _encode(value: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+# Every 10-bit value as its two Crockford digits: 13 lookups encode a ULID.
+_PAIRS: Final = tuple(a + b for a in _CROCKFORD for b in _CROCKFORD)
+
+
+def _encode_ulid(value: int) -> str:
+    """128 bits as 26 Crockford digits (two leading zero bits, as ULID specifies)."""
+    return "".join(_PAIRS[(value >> shift) & 1023] for shift in range(120, -10, -10))
 
 
 def _next_ulid() -> str:
@@ -62,7 +63,7 @@ def _next_ulid() -> str:
         else:
             random_part = int.from_bytes(os.urandom(10), "big") >> 1  # room to increment
         _last_time_ms, _last_random = now_ms, random_part
-    return _encode(now_ms, 10) + _encode(random_part, 16)
+    return _encode_ulid((now_ms << 80) | random_part)
 
 
 def new_id(kind: IdKind) -> str:

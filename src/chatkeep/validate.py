@@ -125,10 +125,10 @@ def _check_part(index: int, part: Part) -> None:
             f"content part {index} has an invalid kind {part.kind!r}",
             hint="kinds are short lower-case words such as text, code, tool_call",
         )
-    if part.text is not None:
-        if not isinstance(part.text, str):
-            raise InvalidInput(f"content part {index}: text must be a string")
-        _check_text(f"content part {index}", part.text)
+    if part.text is not None and not isinstance(part.text, str):
+        raise InvalidInput(f"content part {index}: text must be a string")
+    # Unpaired surrogates in the text are caught when the content is encoded, saving a
+    # second pass over up to MAX_MESSAGE_BYTES of text.
     if not isinstance(part.data, dict):
         raise InvalidInput(f"content part {index}: data must be a JSON object")
     check_json_value(f"content part {index} data", part.data)
@@ -178,7 +178,13 @@ def check_new_message(new: NewMessage) -> CheckedMessage:
         check_short_text("attachment mime type", attachment.mime_type, required=True)
         if (attachment.data is None) == (attachment.path is None):
             raise InvalidInput(f"attachment {attachment.name!r} needs either data or a path")
-    content = canonical_json([p.to_dict() for p in new.parts])
+    try:
+        content = canonical_json([p.to_dict() for p in new.parts])
+    except orjson.JSONEncodeError as exc:
+        raise InvalidInput(
+            f"the message content cannot be stored: {exc}",
+            hint="text must be valid Unicode (no unpaired surrogates)",
+        ) from None
     if len(content) > limits.MAX_MESSAGE_BYTES:
         raise LimitExceeded(
             f"the message is {len(content)} bytes; the limit is {limits.MAX_MESSAGE_BYTES}",

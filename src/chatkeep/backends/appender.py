@@ -14,8 +14,8 @@ import hashlib
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol
+from operator import itemgetter
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Dialect, bindparam, insert, select, update
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -38,24 +38,32 @@ class RawWrite(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
 class Prepared:
     """A Core statement compiled once; ``bind`` orders parameters for the driver."""
 
-    sql: str
-    positional_names: tuple[str, ...] | None
+    __slots__ = ("_order", "sql")
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        self.sql = str(compiled)
+        names = tuple(compiled.positiontup or ())
+        # Positional drivers (sqlite3's qmark) get a tuple in statement order; named
+        # ones (psycopg's pyformat) take the dict as it is.
+        self._order: Callable[[dict[str, Any]], Any] | None = None
+        if compiled.positional:
+            self._order = (
+                (lambda values: (values[names[0]],))
+                if len(names) == 1
+                else cast(Callable[[dict[str, Any]], Any], itemgetter(*names))
+            )
 
     @classmethod
     def of(cls, statement: ClauseElement, dialect: Dialect) -> Prepared:
-        compiled = statement.compile(dialect=dialect)
-        assert isinstance(compiled, SQLCompiler)
-        names = tuple(compiled.positiontup or ()) if compiled.positional else None
-        return cls(str(compiled), names)
+        return cls(statement, dialect)
 
     def bind(self, values: dict[str, Any]) -> Any:
-        if self.positional_names is None:
-            return values
-        return tuple(values[name] for name in self.positional_names)
+        return values if self._order is None else self._order(values)
 
 
 _MESSAGE_COLUMNS = [c.name for c in t.messages.columns if c.name != "pk"]
@@ -140,10 +148,11 @@ class Appender:
         checked: Sequence[CheckedMessage],
         attachments: Sequence[Sequence[PendingAttachment]],
     ) -> list[Message]:
+        now = to_text(utcnow())
         with self._raw_write() as cursor:
             tip = self._tip(cursor, user_id, conversation_id)
             appended = [
-                self._insert(cursor, user_id, conversation_id, tip, item, pending)
+                self._insert(cursor, user_id, conversation_id, tip, item, pending, now)
                 for item, pending in zip(checked, attachments, strict=True)
             ]
             self._run(
@@ -154,7 +163,7 @@ class Appender:
                 total_tokens=tip.total_tokens,
                 total_cost=tip.total_cost,
                 active_leaf_id=tip.active_leaf_id,
-                updated_at=to_text(utcnow()),
+                updated_at=now,
             )
         return appended
 
@@ -204,12 +213,13 @@ class Appender:
         tip: _Tip,
         item: CheckedMessage,
         pending: Sequence[PendingAttachment],
+        now: str,
     ) -> Message:
         new = item.new
         parent_id = self._parent(cursor, user_id, conversation_id, item, tip)
         message_id = new_id("message")
-        created = new.created_at or utcnow()
-        stored_attachments = [_attachment(p, message_id, conversation_id) for p in pending]
+        created = to_text(new.created_at) if new.created_at else now
+        stored_attachments = [_attachment(p, message_id, conversation_id, now) for p in pending]
         parts = new.parts
         content, content_sha = item.content, item.content_sha256
         if stored_attachments:
@@ -231,7 +241,7 @@ class Appender:
             author=new.author,
             content=content,
             content_sha256=content_sha,
-            created_at=to_text(created),
+            created_at=created,
             model=new.model,
             tokens=new.tokens,
             cost=cost,
@@ -251,7 +261,7 @@ class Appender:
             role=new.role,  # type: ignore[arg-type]
             author=new.author,
             parts=tuple(parts),
-            created_at=_stored_time(created),
+            created_at=from_text(created),
             model=new.model,
             tokens=new.tokens,
             cost=cost,
@@ -267,12 +277,9 @@ class Appender:
         return message
 
 
-def _stored_time(moment: datetime) -> datetime:
-    """The moment as it reads back: UTC, microsecond precision."""
-    return from_text(to_text(moment))
-
-
-def _attachment(pending: PendingAttachment, message_id: str, conversation_id: str) -> Attachment:
+def _attachment(
+    pending: PendingAttachment, message_id: str, conversation_id: str, now: str
+) -> Attachment:
     return Attachment(
         id=new_id("attachment"),
         message_id=message_id,
@@ -281,7 +288,7 @@ def _attachment(pending: PendingAttachment, message_id: str, conversation_id: st
         size=pending.size,
         mime_type=pending.mime_type,
         name=pending.name,
-        created_at=_stored_time(utcnow()),
+        created_at=from_text(now),
     )
 
 

@@ -27,7 +27,9 @@ from chatkeep.limits import BUSY_TIMEOUT_SECONDS
 
 #: Execution options that make a connection's transaction a write transaction.
 WRITE_OPTIONS: Final = {"sqlite_begin": "IMMEDIATE"}
-_BEGIN_MODES: Final = {"DEFERRED", "IMMEDIATE"}
+_BEGIN_SQL: Final = {"DEFERRED": "BEGIN DEFERRED", "IMMEDIATE": "BEGIN IMMEDIATE"}
+# Built once from a declared constant, never from input.
+_BUSY_TIMEOUT_PRAGMA: Final = "PRAGMA busy_timeout = " + str(int(BUSY_TIMEOUT_SECONDS * 1000))
 
 
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -36,16 +38,16 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     try:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA synchronous = FULL")
-        cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        cursor.execute(_BUSY_TIMEOUT_PRAGMA)
     finally:
         cursor.close()
 
 
 def _on_begin(conn: Connection) -> None:
     mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-    if mode not in _BEGIN_MODES:
+    if mode not in _BEGIN_SQL:
         raise ValueError(f"unknown SQLite transaction mode {mode!r}")
-    conn.exec_driver_sql(f"BEGIN {mode}")
+    conn.exec_driver_sql(_BEGIN_SQL[mode])
 
 
 def create_sqlite_engine(path: Path) -> Engine:

@@ -54,7 +54,9 @@ _M0001 = [
     """,
     # The sidebar: a runtime's live conversations by last activity, straight off an index.
     "CREATE INDEX conversations_sidebar ON conversations (user_id, runtime_id, state, updated_at)",
-    "CREATE INDEX conversations_by_user ON conversations (user_id, state, updated_at)",
+    # No second (user_id, state, updated_at) index: every append rewrites updated_at, and
+    # each index on it is one more page in the commit's fsync; cross-runtime listings
+    # are rare enough to sort.
     """
     CREATE TABLE conversation_tags (
         conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
