@@ -5,7 +5,10 @@ The tree::
     ChatkeepError                      code             exit  http
     ├── InvalidInput                   invalid_input       3   400
     │   ├── InvalidId                  invalid_id          3   400
+    │   ├── ImportFormatError          import_format       3   400
+    │   ├── UnsafeArchive              unsafe_archive      3   400
     │   └── LimitExceeded              limit_exceeded      6   413
+    │       └── ArchiveLimitExceeded   archive_limit       6   413
     ├── NotFound                       not_found           4   404
     ├── Conflict                       conflict            5   409
     ├── VaultError                     vault_error         8   500
@@ -27,8 +30,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "ArchiveLimitExceeded",
     "ChatkeepError",
     "Conflict",
+    "ImportFormatError",
     "InvalidId",
     "InvalidInput",
     "LimitExceeded",
@@ -37,6 +42,7 @@ __all__ = [
     "StorageError",
     "StorageFull",
     "StoreBusy",
+    "UnsafeArchive",
     "UnsafeLocation",
     "VaultError",
     "VaultNotInitialised",
@@ -87,6 +93,24 @@ class LimitExceeded(InvalidInput):
     code = "limit_exceeded"
     exit_code = 6
     http_status = 413
+
+
+class ImportFormatError(InvalidInput):
+    """An export is not of a known format, or is malformed (truncated JSON, wrong types)."""
+
+    code = "import_format"
+
+
+class UnsafeArchive(InvalidInput):
+    """An archive member could escape or mislead (``..``, absolute path, symlink, bad name)."""
+
+    code = "unsafe_archive"
+
+
+class ArchiveLimitExceeded(LimitExceeded):
+    """An archive is too large, too compressed (a zip bomb) or has too many members."""
+
+    code = "archive_limit"
 
 
 class NotFound(ChatkeepError):

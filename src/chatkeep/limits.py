@@ -39,5 +39,14 @@ MAX_BATCH_MESSAGES: Final = 10_000
 BUSY_TIMEOUT_SECONDS: Final = 30.0
 #: A temp file untouched this long (seconds) belongs to a writer that died: repair removes it.
 STALE_TEMP_SECONDS: Final = 15 * 60
+#: Archives (exports): most members, most bytes decompressed in all, and the highest
+#: compression ratio one member may have (a zip bomb compresses far beyond it).
+MAX_ARCHIVE_MEMBERS: Final = 200_000
+MAX_ARCHIVE_TOTAL_BYTES: Final = 16 * 1024**3
+MAX_COMPRESSION_RATIO: Final = 200
+#: Longest archive member name (bytes of UTF-8).
+MAX_MEMBER_NAME_BYTES: Final = 1024
+#: Most warnings kept in an import record (the count is always exact).
+MAX_IMPORT_WARNINGS: Final = 1_000
 #: Most rows one listing returns when the caller asks for "all".
 MAX_PAGE_SIZE: Final = 10_000
