@@ -37,6 +37,7 @@ RUNTIME_KEYS = {
     "origin",
     "config",
     "primary_conversation_id",
+    "source_platform",
     "created_at",
     "updated_at",
 }
@@ -55,6 +56,7 @@ CONVERSATION_KEYS = {
     "forked_from",
     "is_primary",
     "pinned",
+    "source",
     "created_at",
     "updated_at",
     "trashed_at",

@@ -97,6 +97,8 @@ class Runtime:
     primary_conversation_id: str | None
     created_at: datetime
     updated_at: datetime
+    source_platform: str | None = None  # for an imported runtime: chatgpt, claude, ...
+    account: str | None = None  # the exporting account it was made for
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,27 @@ class Conversation:
     created_at: datetime
     updated_at: datetime
     trashed_at: datetime | None
+    source_platform: str | None = None  # imported: the platform it came from
+    source_id: str | None = None  # imported: the provider's conversation id
+    import_id: str | None = None  # imported: the import that last changed it
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRecord:
+    """One export brought in: where from, what it changed, what went wrong."""
+
+    id: str
+    platform: str
+    runtime_id: str
+    file_name: str
+    file_size: int
+    file_sha256: str
+    stored_path: str | None
+    counts: dict[str, int]
+    warnings: tuple[str, ...]
+    metadata: dict[str, Any]
+    started_at: datetime
+    finished_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from chatkeep.model import Attachment, Branch, Conversation, Message, Problem, Runtime, User
+from chatkeep.model import (
+    Attachment,
+    Branch,
+    Conversation,
+    ImportRecord,
+    Message,
+    Problem,
+    Runtime,
+    User,
+)
 from chatkeep.store import DeleteReport
 
 
@@ -32,6 +41,7 @@ def runtime(value: Runtime) -> dict[str, Any]:
         "origin": value.origin,
         "config": value.config,
         "primary_conversation_id": value.primary_conversation_id,
+        "source_platform": value.source_platform,
         "created_at": _time(value.created_at),
         "updated_at": _time(value.updated_at),
     }
@@ -63,6 +73,15 @@ def conversation(value: Conversation) -> dict[str, Any]:
         "created_at": _time(value.created_at),
         "updated_at": _time(value.updated_at),
         "trashed_at": _time(value.trashed_at),
+        "source": (
+            {
+                "platform": value.source_platform,
+                "id": value.source_id,
+                "import_id": value.import_id,
+            }
+            if value.source_platform
+            else None
+        ),
     }
 
 
@@ -105,6 +124,20 @@ def branch(value: Branch) -> dict[str, Any]:
         "length": value.length,
         "active": value.active,
         "message_ids": list(value.message_ids),
+    }
+
+
+def import_record(value: ImportRecord) -> dict[str, Any]:
+    return {
+        "id": value.id,
+        "platform": value.platform,
+        "runtime_id": value.runtime_id,
+        "file": {"name": value.file_name, "size": value.file_size, "sha256": value.file_sha256},
+        "stored_path": value.stored_path,
+        "counts": value.counts,
+        "warnings": list(value.warnings),
+        "started_at": _time(value.started_at),
+        "finished_at": _time(value.finished_at),
     }
 
 

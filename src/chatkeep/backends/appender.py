@@ -247,6 +247,7 @@ class Appender:
             cost=cost,
             metadata=item.metadata,
             hidden=int(new.hidden),
+            source_id=None,
         )
         for attachment, source in zip(stored_attachments, pending, strict=True):
             source.ensure()  # under the write lock: see PendingAttachment

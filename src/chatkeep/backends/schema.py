@@ -29,6 +29,8 @@ runtimes = Table(
     Column("primary_conversation_id", String),
     Column("created_at", String, nullable=False),
     Column("updated_at", String, nullable=False),
+    Column("source_platform", String),
+    Column("account", Text),
 )
 
 conversations = Table(
@@ -50,6 +52,10 @@ conversations = Table(
     Column("created_at", String, nullable=False),
     Column("updated_at", String, nullable=False),
     Column("trashed_at", String),
+    Column("source_platform", String),
+    Column("source_id", Text),
+    Column("import_id", String),
+    Column("metadata", Text, nullable=False, server_default="{}"),
 )
 
 conversation_tags = Table(
@@ -88,6 +94,7 @@ messages = Table(
     Column("cost", Float),
     Column("metadata", Text, nullable=False),
     Column("hidden", Integer, nullable=False),
+    Column("source_id", Text),
 )
 
 attachments = Table(
@@ -102,6 +109,24 @@ attachments = Table(
     Column("mime_type", Text, nullable=False),
     Column("name", Text, nullable=False),
     Column("created_at", String, nullable=False),
+)
+
+imports = Table(
+    "imports",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("user_id", String, nullable=False),
+    Column("platform", String, nullable=False),
+    Column("runtime_id", String, nullable=False),
+    Column("file_name", Text, nullable=False),
+    Column("file_size", Integer, nullable=False),
+    Column("file_sha256", String, nullable=False),
+    Column("stored_path", Text),
+    Column("counts", Text, nullable=False),
+    Column("warnings", Text, nullable=False),
+    Column("metadata", Text, nullable=False),
+    Column("started_at", String, nullable=False),
+    Column("finished_at", String, nullable=False),
 )
 
 settings = Table(

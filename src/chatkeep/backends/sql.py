@@ -1202,6 +1202,8 @@ def _runtime(row: Any) -> Runtime:
         primary_conversation_id=row.primary_conversation_id,
         created_at=from_text(row.created_at),
         updated_at=from_text(row.updated_at),
+        source_platform=row.source_platform,
+        account=row.account,
     )
 
 
@@ -1227,6 +1229,9 @@ def _conversation(row: Any, tags: Sequence[str]) -> Conversation:
         created_at=from_text(row.created_at),
         updated_at=from_text(row.updated_at),
         trashed_at=optional_from_text(row.trashed_at),
+        source_platform=row.source_platform,
+        source_id=row.source_id,
+        import_id=row.import_id,
     )
 
 

@@ -130,4 +130,53 @@ def m0001_initial(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
-MIGRATIONS: list[Migration] = [Migration("m0001_initial", m0001_initial)]
+_M0002 = [
+    """
+    CREATE TABLE imports (
+        id TEXT PRIMARY KEY NOT NULL,        -- minted i_<ulid>
+        user_id TEXT NOT NULL REFERENCES users(id),
+        platform TEXT NOT NULL,              -- chatgpt | claude | gemini | vvault
+        runtime_id TEXT NOT NULL,            -- the imported runtime it filled
+        file_name TEXT NOT NULL,             -- the export as the user named it
+        file_size INTEGER NOT NULL,
+        file_sha256 TEXT NOT NULL,           -- finds a repeated import of the same file
+        stored_path TEXT,                    -- the kept original, relative to the vault root
+        counts TEXT NOT NULL,                -- JSON: added/updated/unchanged, messages, files
+        warnings TEXT NOT NULL,              -- JSON list (capped; counts.warnings is exact)
+        metadata TEXT NOT NULL,              -- JSON: export-level data (instructions, projects)
+        started_at TEXT NOT NULL,
+        finished_at TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX imports_by_file ON imports (user_id, file_sha256)",
+    # Imported runtimes remember where they came from, so a later export of the same
+    # account fills the same runtime.
+    "ALTER TABLE runtimes ADD COLUMN source_platform TEXT",
+    "ALTER TABLE runtimes ADD COLUMN account TEXT",
+    # Imported conversations and messages carry the provider's ids: a re-import matches
+    # them instead of duplicating.
+    "ALTER TABLE conversations ADD COLUMN source_platform TEXT",
+    "ALTER TABLE conversations ADD COLUMN source_id TEXT",
+    "ALTER TABLE conversations ADD COLUMN import_id TEXT",
+    "ALTER TABLE conversations ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}'",
+    "ALTER TABLE messages ADD COLUMN source_id TEXT",
+    """
+    CREATE UNIQUE INDEX conversations_by_source
+        ON conversations (user_id, source_platform, source_id) WHERE source_id IS NOT NULL
+    """,
+    """
+    CREATE UNIQUE INDEX messages_by_source
+        ON messages (conversation_id, source_id) WHERE source_id IS NOT NULL
+    """,
+]
+
+
+def m0002_imports(conn: Connection) -> None:
+    for statement in _M0002:
+        conn.exec_driver_sql(statement)
+
+
+MIGRATIONS: list[Migration] = [
+    Migration("m0001_initial", m0001_initial),
+    Migration("m0002_imports", m0002_imports),
+]
