@@ -6,10 +6,11 @@ error object on stdout with ``--json``) and the error's exit code; never a trace
 
 from __future__ import annotations
 
+import contextlib
 import mimetypes
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -675,6 +676,114 @@ def rm(conversations: Sequence[str], hard: bool, as_json: bool) -> None:
         ),
         as_json,
     )
+
+
+# -- imports ---------------------------------------------------------------------
+@cli.command("import")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--user", "user_name", help="Import for this user (same as the global --user).")
+@click.option(
+    "--format",
+    "platform",
+    type=click.Choice(["chatgpt", "claude", "gemini", "vvault"]),
+    help="Skip detection: read the export as this format.",
+)
+@click.option("--dry-run", is_flag=True, help="Report what would change; change nothing.")
+@json_option
+def import_command(
+    path: Path, user_name: str | None, platform: str | None, dry_run: bool, as_json: bool
+) -> None:
+    """Import an export from ChatGPT, Claude, Gemini or a VVAULT Markdown tree.
+
+    PATH is the zip as downloaded, an extracted folder, or a bare JSON/HTML file. The
+    format is detected by content. Conversations go to an imported runtime of their
+    own (e.g. chatgpt-alice-001), never into your native ones; importing a newer export
+    of the same account adds only what is new, and the same file twice changes nothing.
+    """
+    from chatkeep.importing import import_export
+
+    state = _state()
+    state.explicit_user = user_name or state.explicit_user
+    with _import_progress(enabled=not as_json) as progress:
+        result = import_export(
+            state.vault, state.user, path, platform=platform, dry_run=dry_run, progress=progress
+        )
+    shape = {
+        **shapes.import_record(result.record),
+        "dry_run": result.dry_run,
+        "already_imported": result.already_imported,
+    }
+    if as_json:
+        emit_json(shape)
+        return
+    record = result.record
+    if result.already_imported:
+        say(f"{path.name} was imported already ({record.id}, {record.platform}); nothing changed")
+        return
+    verb = "Would import" if dry_run else "Imported"
+    say(f"{verb} {record.platform} export {record.file_name} into runtime {record.runtime_id}")
+    for key, value in record.counts.items():
+        say(f"  {key.replace('_', ' ')}: {value}")
+    for warning in record.warnings[:20]:
+        say(f"  warning: {warning}")
+    if len(record.warnings) > 20:
+        say(f"  ... {len(record.warnings) - 20} more warnings (see --json)")
+    if not dry_run:
+        say(f"Open it with: chatkeep ls --runtime {record.runtime_id}")
+
+
+@contextlib.contextmanager
+def _import_progress(*, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
+    ) as bar:
+        task = bar.add_task("reading the export")
+
+        def update(conversations: int, messages: int) -> None:
+            bar.update(task, description=f"{conversations} conversations, {messages} messages")
+
+        yield update
+
+
+@cli.group(invoke_without_command=True)
+@json_option
+@click.pass_context
+def imports(ctx: click.Context, as_json: bool) -> None:
+    """List the imports into your vault (or 'imports show ID')."""
+    if ctx.invoked_subcommand is not None:
+        return
+    state = _state()
+    records = state.store.list_imports(state.user)
+    if as_json:
+        emit_json([shapes.import_record(r) for r in records])
+        return
+    for r in records:
+        added = r.counts.get("conversations_added", 0)
+        say(f"{r.id}  {r.platform:<8} {r.runtime_id:<24} {added:>6} new  {r.file_name}")
+
+
+@imports.command("show")
+@click.argument("import_id")
+@json_option
+def imports_show(import_id: str, as_json: bool) -> None:
+    """Show one import's record: file, counts and warnings."""
+    state = _state()
+    record = state.store.get_import(state.user, import_id)
+    if as_json:
+        emit_json(shapes.import_record(record))
+        return
+    say(f"{record.id}: {record.platform} export {record.file_name} -> {record.runtime_id}")
+    say(f"file: {record.file_size} bytes, sha256 {record.file_sha256}")
+    say(f"kept at: {record.stored_path or '(not kept)'}")
+    for key, value in record.counts.items():
+        say(f"  {key.replace('_', ' ')}: {value}")
+    for warning in record.warnings:
+        say(f"  warning: {warning}")
 
 
 # -- settings --------------------------------------------------------------------

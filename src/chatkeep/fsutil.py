@@ -15,7 +15,7 @@ import hashlib
 import os
 import secrets
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 
@@ -84,6 +84,36 @@ def atomic_write(target: Path, data: bytes | Iterable[bytes], *, mode: int = 0o6
         fsync_dir(target.parent)
     except OSError as exc:
         _raise_storage(exc, str(target.name))
+
+
+def atomic_write_with(
+    target: Path, produce: Callable[[BinaryIO], None], *, mode: int = 0o600
+) -> None:
+    """Like :func:`atomic_write`, with ``produce`` writing into the temp file's handle."""
+    try:
+        with _temp_beside(target) as (handle, temp):
+            produce(handle)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+            temp.replace(target)
+        fsync_dir(target.parent)
+    except OSError as exc:
+        _raise_storage(exc, str(target.name))
+
+
+def remove_tree(directory: Path) -> None:
+    """Delete a directory this vault wrote (files first, then folders), durably."""
+    if not directory.exists():
+        return
+    for path in sorted(directory.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and not path.is_symlink():
+            path.rmdir()
+        else:
+            path.chmod(0o600)
+            path.unlink()
+    directory.rmdir()
+    fsync_dir(directory.parent)
 
 
 def write_content_addressed(

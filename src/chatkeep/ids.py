@@ -26,9 +26,14 @@ from typing import Final, Literal
 from chatkeep.errors import InvalidId
 from chatkeep.limits import MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_SETTING_KEY_LENGTH
 
-IdKind = Literal["conversation", "message", "attachment"]
+IdKind = Literal["conversation", "message", "attachment", "import"]
 
-_PREFIX: Final[dict[IdKind, str]] = {"conversation": "c", "message": "m", "attachment": "a"}
+_PREFIX: Final[dict[IdKind, str]] = {
+    "conversation": "c",
+    "message": "m",
+    "attachment": "a",
+    "import": "i",
+}
 _CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ULID_RE: Final = "[0-7][0-9A-HJKMNP-TV-Z]{25}"
 _ID_PATTERNS: Final[dict[IdKind, re.Pattern[str]]] = {

@@ -11,15 +11,18 @@ Rules that hold for every method (``tests/contract`` checks them on every backen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from chatkeep.importers.model import ParsedExport
+from chatkeep.importers.source import ExportSource
 from chatkeep.model import (
     Attachment,
     Branch,
     Conversation,
     ConversationState,
+    ImportRecord,
     Message,
     NewMessage,
     Problem,
@@ -36,6 +39,17 @@ class DeleteReport:
     messages: int
     attachments: int
     blobs: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImportFile:
+    """The export an import reads: its identity and where the vault keeps the original."""
+
+    import_id: str
+    name: str
+    size: int
+    sha256: str
+    stored_path: str | None
 
 
 @runtime_checkable
@@ -198,6 +212,30 @@ class Store(Protocol):
     def delete_setting(self, user_id: str, key: str) -> None: ...
 
     def list_settings(self, user_id: str, *, prefix: str | None = None) -> dict[str, Any]: ...
+
+    # -- imports -------------------------------------------------------------------
+    def write_import(
+        self,
+        user_id: str,
+        parsed: ParsedExport,
+        source: ExportSource,
+        file: ImportFile,
+        *,
+        dry_run: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ImportRecord:
+        """Write a parsed export in one transaction, merged with earlier imports by
+        source id, into the imported runtime of its platform and account. With
+        ``dry_run`` nothing is kept; the record says what would have changed."""
+        ...
+
+    def list_imports(self, user_id: str) -> list[ImportRecord]: ...
+
+    def get_import(self, user_id: str, import_id: str) -> ImportRecord: ...
+
+    def find_import(self, user_id: str, file_sha256: str) -> ImportRecord | None:
+        """The first import of the file with this sha256, if any."""
+        ...
 
     # -- integrity -----------------------------------------------------------------
     def sweep_unused_blobs(self) -> int:

@@ -41,6 +41,7 @@ from chatkeep.backends.appender import (
     RawWrite,
     attachment_row,
 )
+from chatkeep.backends.sql_import import ImportOutcome, ImportWriter, Progress
 from chatkeep.blobs import BlobStore
 from chatkeep.errors import (
     ChatkeepError,
@@ -49,11 +50,14 @@ from chatkeep.errors import (
     NotFound,
 )
 from chatkeep.ids import check_id, check_name, check_setting_key, new_id, primary_conversation_title
+from chatkeep.importers.model import ParsedExport
+from chatkeep.importers.source import ExportSource
 from chatkeep.model import (
     Attachment,
     Branch,
     Conversation,
     ConversationState,
+    ImportRecord,
     Message,
     NewAttachment,
     NewMessage,
@@ -62,7 +66,7 @@ from chatkeep.model import (
     Runtime,
     User,
 )
-from chatkeep.store import DeleteReport
+from chatkeep.store import DeleteReport, ImportFile
 from chatkeep.timeutil import from_text, optional_from_text, to_text, utcnow
 from chatkeep.validate import (
     check_new_message,
@@ -1009,6 +1013,150 @@ class SqlStore:
             tags.setdefault(row.conversation_id, []).append(row.tag)
         return [_conversation(rows[i], tags.get(i, [])) for i in ids if i in rows]
 
+    # -- imports -------------------------------------------------------------------
+    def write_import(
+        self,
+        user_id: str,
+        parsed: ParsedExport,
+        source: ExportSource,
+        file: ImportFile,
+        *,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> ImportRecord:
+        started = utcnow()
+        writer: ImportWriter | None = None
+        try:
+            with self._write() as conn:
+                self._require_user(conn, user_id)
+                writer = ImportWriter(
+                    conn, self._blobs, user_id, source, dry_run=dry_run, progress=progress
+                )
+                runtime_id, created = writer.runtime_for(parsed)
+                outcome = ImportOutcome(runtime_id=runtime_id, runtime_created=created)
+                writer.write(parsed, runtime_id, file.import_id, outcome)
+                for warning in parsed.warnings:
+                    outcome.warn(warning)
+                for what, count in parsed.skipped.items():
+                    outcome.add(f"skipped_{what}", count)
+                record = ImportRecord(
+                    id=file.import_id,
+                    platform=parsed.platform,
+                    runtime_id=runtime_id,
+                    file_name=file.name,
+                    file_size=file.size,
+                    file_sha256=file.sha256,
+                    stored_path=file.stored_path,
+                    counts=dict(sorted(outcome.counts.items())),
+                    warnings=tuple(outcome.warnings),
+                    metadata=parsed.metadata,
+                    started_at=from_text(to_text(started)),
+                    finished_at=from_text(to_text(utcnow())),
+                )
+                self._record_import(conn, user_id, record)
+                if dry_run:
+                    raise _DryRunDone(record)
+        except _DryRunDone as done:
+            return done.record
+        except BaseException:
+            if writer is not None and writer.new_blobs and not dry_run:
+                self._finish_delete(DeleteReport(0, 0, 0, 0), writer.new_blobs)
+            raise
+        return record
+
+    def _record_import(self, conn: Connection, user_id: str, record: ImportRecord) -> None:
+        metadata = encode_json_object("import metadata", record.metadata)
+        conn.execute(
+            insert(t.imports).values(
+                id=record.id,
+                user_id=user_id,
+                platform=record.platform,
+                runtime_id=record.runtime_id,
+                file_name=record.file_name,
+                file_size=record.file_size,
+                file_sha256=record.file_sha256,
+                stored_path=record.stored_path,
+                counts=encode_json("import counts", record.counts),
+                warnings=encode_json("import warnings", list(record.warnings)),
+                metadata=metadata,
+                started_at=to_text(record.started_at),
+                finished_at=to_text(record.finished_at),
+            )
+        )
+        # The runtime's home conversation keeps a note of every import into it.
+        runtime = self._runtime_row(conn, user_id, record.runtime_id)
+        home = self._conversation_row(conn, user_id, runtime.primary_conversation_id)
+        counts = ", ".join(f"{key} {value}" for key, value in record.counts.items())
+        note = NewMessage(
+            role="system",
+            parts=(
+                Part("text", f"Imported {record.platform} export {record.file_name}: {counts}"),
+                Part("import", None, {"import_id": record.id, "counts": record.counts}),
+            ),
+            author="chatkeep import",
+            metadata={"import_id": record.id, "file_sha256": record.file_sha256},
+        )
+        checked = check_new_message(note)
+        message_id = new_id("message")
+        conn.execute(
+            insert(t.messages).values(
+                id=message_id,
+                user_id=user_id,
+                conversation_id=home.id,
+                parent_id=home.active_leaf_id,
+                seq=home.message_count,
+                role="system",
+                author=note.author,
+                content=checked.content,
+                content_sha256=checked.content_sha256,
+                created_at=to_text(record.finished_at),
+                model=None,
+                tokens=None,
+                cost=None,
+                metadata=checked.metadata,
+                hidden=0,
+                source_id=None,
+            )
+        )
+        conn.execute(
+            update(t.conversations)
+            .where(t.conversations.c.id == home.id)
+            .values(
+                message_count=home.message_count + 1,
+                active_leaf_id=message_id,
+                updated_at=to_text(record.finished_at),
+            )
+        )
+
+    def list_imports(self, user_id: str) -> list[ImportRecord]:
+        with self._read() as conn:
+            self._require_user(conn, user_id)
+            rows = conn.execute(
+                select(t.imports).where(t.imports.c.user_id == user_id).order_by(t.imports.c.id)
+            ).all()
+        return [_import(row) for row in rows]
+
+    def get_import(self, user_id: str, import_id: str) -> ImportRecord:
+        check_name("user", user_id)
+        check_id("import", import_id)
+        with self._read() as conn:
+            row = conn.execute(
+                select(t.imports).where(t.imports.c.user_id == user_id, t.imports.c.id == import_id)
+            ).first()
+        if row is None:
+            raise NotFound(f"no import {import_id}")
+        return _import(row)
+
+    def find_import(self, user_id: str, file_sha256: str) -> ImportRecord | None:
+        check_name("user", user_id)
+        with self._read() as conn:
+            row = conn.execute(
+                select(t.imports)
+                .where(t.imports.c.user_id == user_id, t.imports.c.file_sha256 == file_sha256)
+                .order_by(t.imports.c.id)
+            ).first()
+        return None if row is None else _import(row)
+
     # -- integrity -----------------------------------------------------------------
     def sweep_unused_blobs(self) -> int:
         # Under the write lock: an append re-checks its blob under the same lock and
@@ -1233,6 +1381,31 @@ def _conversation(row: Any, tags: Sequence[str]) -> Conversation:
         source_id=row.source_id,
         import_id=row.import_id,
     )
+
+
+def _import(row: Any) -> ImportRecord:
+    return ImportRecord(
+        id=row.id,
+        platform=row.platform,
+        runtime_id=row.runtime_id,
+        file_name=row.file_name,
+        file_size=row.file_size,
+        file_sha256=row.file_sha256,
+        stored_path=row.stored_path,
+        counts=decode_json(row.counts),
+        warnings=tuple(decode_json(row.warnings)),
+        metadata=decode_json(row.metadata),
+        started_at=from_text(row.started_at),
+        finished_at=from_text(row.finished_at),
+    )
+
+
+class _DryRunDone(Exception):
+    """Carries a dry run's record out of its transaction, which then rolls back."""
+
+    def __init__(self, record: ImportRecord) -> None:
+        super().__init__("dry run")
+        self.record = record
 
 
 def _attachment(row: Any) -> Attachment:

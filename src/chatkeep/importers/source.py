@@ -214,7 +214,7 @@ class ExportSource:
                 raw = archive.open(member.zip_info)  # type: ignore[assignment]
             except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
                 raise ImportFormatError(f"cannot read {name!r} from the archive: {exc}") from exc
-        return io.BufferedReader(_LimitedReader(raw, member.size, name))  # type: ignore[return-value]
+        return io.BufferedReader(_LimitedReader(raw, member.size, name))
 
     def read_bytes(self, name: str, *, limit: int) -> bytes:
         if self.size(name) > limit:

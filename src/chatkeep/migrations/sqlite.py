@@ -162,7 +162,7 @@ _M0002 = [
     "ALTER TABLE messages ADD COLUMN source_id TEXT",
     """
     CREATE UNIQUE INDEX conversations_by_source
-        ON conversations (user_id, source_platform, source_id) WHERE source_id IS NOT NULL
+        ON conversations (user_id, runtime_id, source_id) WHERE source_id IS NOT NULL
     """,
     """
     CREATE UNIQUE INDEX messages_by_source
