@@ -7,6 +7,7 @@ error object on stdout with ``--json``) and the error's exit code; never a trace
 from __future__ import annotations
 
 import contextlib
+import json
 import mimetypes
 import os
 import sys
@@ -812,8 +813,10 @@ def config_get(key: str, as_json: bool) -> None:
 def config_set(key: str, value: str, as_json: bool) -> None:
     """Set KEY to VALUE. VALUE is read as JSON when it parses, else as a string."""
     try:
-        parsed: Any = orjson.loads(value)
-    except orjson.JSONDecodeError:
+        # The standard json module keeps big integers exact (orjson turns them into
+        # floats), so a number that cannot be stored is refused, never rounded.
+        parsed: Any = json.loads(value)
+    except ValueError:
         parsed = value
     state = _state()
     state.store.set_setting(state.user, key, parsed)

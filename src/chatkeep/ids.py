@@ -71,6 +71,15 @@ def _next_ulid() -> str:
     return _encode_ulid((now_ms << 80) | random_part)
 
 
+def _forget_last_id() -> None:
+    # A forked child continues from a fresh random point, never the parent's sequence.
+    global _last_time_ms, _last_random
+    _last_time_ms, _last_random = -1, 0
+
+
+os.register_at_fork(after_in_child=_forget_last_id)
+
+
 def new_id(kind: IdKind) -> str:
     """Mint a new id of the given kind, e.g. ``c_01JD3Z...``."""
     return f"{_PREFIX[kind]}_{_next_ulid()}"

@@ -62,8 +62,13 @@ def resolve_root(home: str | os.PathLike[str] | None = None, env: str | None = N
 
 
 def enclosing_git_work_tree(path: Path) -> Path | None:
-    """The top of the git work tree containing ``path`` (existing or not), if any."""
-    for candidate in (path, *path.parents):
+    """The top of the git work tree containing ``path`` (existing or not), if any.
+
+    Where the path really leads counts: symbolic links are followed and ``..`` is
+    resolved before looking for a ``.git`` above it.
+    """
+    real = path.resolve()
+    for candidate in (real, *real.parents):
         if (candidate / ".git").exists():
             return candidate
     return None

@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -102,6 +103,8 @@ def check_short_text(what: str, value: str | None, *, required: bool = False) ->
 
 
 def check_tags(tags: Iterable[str]) -> list[str]:
+    if isinstance(tags, str):
+        raise InvalidInput("tags must be a list of strings, not one string")
     checked: list[str] = []
     for tag in tags:
         if not isinstance(tag, str) or not tag.strip():
@@ -132,6 +135,28 @@ def _check_part(index: int, part: Part) -> None:
     if not isinstance(part.data, dict):
         raise InvalidInput(f"content part {index}: data must be a JSON object")
     check_json_value(f"content part {index} data", part.data)
+
+
+def check_moment(what: str, value: object) -> datetime:
+    """A datetime that can be stored as UTC (naive means UTC)."""
+    if not isinstance(value, datetime):
+        raise InvalidInput(f"{what} must be a datetime, not {type(value).__name__}")
+    try:
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise InvalidInput(f"{what} {value!r} cannot be stored as UTC: {exc}") from None
+
+
+def check_page(limit: object, offset: object) -> None:
+    if (
+        not isinstance(limit, int)
+        or isinstance(limit, bool)
+        or not 0 < limit <= limits.MAX_PAGE_SIZE
+    ):
+        raise InvalidInput(f"limit must be an integer from 1 to {limits.MAX_PAGE_SIZE}")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise InvalidInput("offset must be a non-negative integer")
 
 
 def check_new_message(new: NewMessage) -> CheckedMessage:
@@ -173,11 +198,21 @@ def check_new_message(new: NewMessage) -> CheckedMessage:
         raise InvalidInput(
             f"cost must be a number from 0 to {limits.MAX_COST_PER_MESSAGE:g}, not {new.cost!r}"
         )
+    if not isinstance(new.hidden, bool):
+        raise InvalidInput(f"hidden must be true or false, not {new.hidden!r}")
+    if new.created_at is not None:
+        check_moment("created_at", new.created_at)
     for attachment in new.attachments:
         check_short_text("attachment name", attachment.name, required=True)
         check_short_text("attachment mime type", attachment.mime_type, required=True)
         if (attachment.data is None) == (attachment.path is None):
             raise InvalidInput(f"attachment {attachment.name!r} needs either data or a path")
+        if attachment.data is not None and not isinstance(attachment.data, bytes):
+            raise InvalidInput(f"attachment {attachment.name!r}: data must be bytes")
+        if attachment.path is not None and (
+            not isinstance(attachment.path, str) or "\x00" in attachment.path
+        ):
+            raise InvalidInput(f"attachment {attachment.name!r}: the path is not a valid path")
     try:
         content = canonical_json([p.to_dict() for p in new.parts])
     except orjson.JSONEncodeError as exc:

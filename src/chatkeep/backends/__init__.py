@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+
+from sqlalchemy.exc import DBAPIError
+
 from chatkeep.backends.sql import SqlStore
 from chatkeep.backends.sqlite import (
     WRITE_OPTIONS,
@@ -11,6 +15,7 @@ from chatkeep.backends.sqlite import (
     translate_error,
 )
 from chatkeep.blobs import BlobStore
+from chatkeep.errors import VaultError
 from chatkeep.location import VaultPaths
 from chatkeep.migrations import migrate
 from chatkeep.migrations.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
@@ -18,9 +23,20 @@ from chatkeep.migrations.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
 
 def open_sqlite_store(paths: VaultPaths) -> SqlStore:
     """The embedded store of a vault: SQLite in the root, blobs beside it."""
-    engine = create_sqlite_engine(paths.database)
+    if paths.vault_file.exists() and not paths.database.exists() and _has_data(paths):
+        raise VaultError(
+            f"the vault at {paths.root} has lost its database file {paths.database.name}",
+            hint="restore it from a backup; chatkeep will not start an empty one over it",
+        )
+    try:
+        engine = create_sqlite_engine(paths.database)
+    except sqlite3.DatabaseError as exc:
+        raise translate_error(exc) from exc
     try:
         migrate(engine, SQLITE_MIGRATIONS, write_options=WRITE_OPTIONS)
+    except DBAPIError as exc:
+        engine.dispose()
+        raise translate_error(exc.orig or exc) from exc
     except BaseException:
         engine.dispose()
         raise
@@ -32,6 +48,12 @@ def open_sqlite_store(paths: VaultPaths) -> SqlStore:
         translate=translate_error,
         dialect_checks=integrity_problems,
     )
+
+
+def _has_data(paths: VaultPaths) -> bool:
+    """Whether the vault ever held data: blobs, or the database's own WAL beside it."""
+    wal = paths.database.with_name(paths.database.name + "-wal")
+    return wal.exists() or any(paths.blobs.glob("??/*"))
 
 
 __all__ = ["SqlStore", "open_sqlite_store"]

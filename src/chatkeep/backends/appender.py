@@ -23,7 +23,7 @@ from sqlalchemy.sql.expression import ClauseElement
 
 from chatkeep import limits
 from chatkeep.backends import schema as t
-from chatkeep.errors import Conflict, InvalidInput, NotFound
+from chatkeep.errors import Conflict, InvalidInput, LimitExceeded, NotFound
 from chatkeep.ids import new_id
 from chatkeep.model import Attachment, Message, Part, canonical_json
 from chatkeep.timeutil import from_text, to_text, utcnow
@@ -226,7 +226,7 @@ class Appender:
             parts = parts + tuple(attachment_part(a) for a in stored_attachments)
             encoded = canonical_json([p.to_dict() for p in parts])
             if len(encoded) > limits.MAX_MESSAGE_BYTES:
-                raise InvalidInput("the message with its attachment references is too large")
+                raise LimitExceeded("the message with its attachment references is too large")
             content, content_sha = encoded.decode("utf-8"), hashlib.sha256(encoded).hexdigest()
         cost = float(new.cost) if new.cost is not None else None
         self._run(

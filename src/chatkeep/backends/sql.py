@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -30,7 +31,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from chatkeep import limits
 from chatkeep.backends import schema as t
@@ -47,7 +48,9 @@ from chatkeep.errors import (
     ChatkeepError,
     Conflict,
     InvalidInput,
+    LimitExceeded,
     NotFound,
+    StorageError,
 )
 from chatkeep.ids import check_id, check_name, check_setting_key, new_id, primary_conversation_title
 from chatkeep.importers.model import ParsedExport
@@ -70,6 +73,7 @@ from chatkeep.store import DeleteReport, ImportFile
 from chatkeep.timeutil import from_text, optional_from_text, to_text, utcnow
 from chatkeep.validate import (
     check_new_message,
+    check_page,
     check_short_text,
     check_tags,
     decode_json,
@@ -108,7 +112,7 @@ class SqlStore:
             connection = self._engine.connect().execution_options(**self._write_options)
             with connection as conn, conn.begin():
                 yield conn
-        except OperationalError as exc:
+        except DBAPIError as exc:
             raise self._translate(exc.orig or exc) from exc
 
     @contextmanager
@@ -116,7 +120,7 @@ class SqlStore:
         try:
             with self._engine.connect() as conn, conn.begin():
                 yield conn
-        except OperationalError as exc:
+        except DBAPIError as exc:
             raise self._translate(exc.orig or exc) from exc
 
     def close(self) -> None:
@@ -353,7 +357,7 @@ class SqlStore:
         check_short_text("model", model)
         checked_tags = check_tags(tags)
         if len(checked_tags) > limits.MAX_TAGS_PER_CONVERSATION:
-            raise InvalidInput(f"at most {limits.MAX_TAGS_PER_CONVERSATION} tags")
+            raise LimitExceeded(f"at most {limits.MAX_TAGS_PER_CONVERSATION} tags")
         with self._write() as conn:
             self._runtime_row(conn, user_id, runtime_id)
             conversation_id = self._insert_conversation(
@@ -379,8 +383,7 @@ class SqlStore:
     ) -> list[Conversation]:
         if state not in ("active", "archived", "trashed"):
             raise InvalidInput(f"unknown state {state!r}")
-        if not 0 < limit <= limits.MAX_PAGE_SIZE or offset < 0:
-            raise InvalidInput(f"limit must be 1..{limits.MAX_PAGE_SIZE} and offset >= 0")
+        check_page(limit, offset)
         with self._read() as conn:
             self._require_user(conn, user_id)
             if runtime_id is None or state != "active":
@@ -475,7 +478,7 @@ class SqlStore:
                 select(func.count()).where(tags.c.conversation_id == conversation_id)
             ).scalar_one()
             if count > limits.MAX_TAGS_PER_CONVERSATION:
-                raise InvalidInput(
+                raise LimitExceeded(
                     f"a conversation can have at most {limits.MAX_TAGS_PER_CONVERSATION} tags"
                 )
             if added or to_remove:
@@ -646,12 +649,19 @@ class SqlStore:
         if not shas:
             return report
         removed = 0
-        with self._write() as conn:
-            still_used = set(
-                conn.scalars(select(t.attachments.c.sha256).where(t.attachments.c.sha256.in_(shas)))
-            )
-            for sha in sorted(shas - still_used):
-                removed += self._blobs.remove(sha)
+        try:
+            with self._write() as conn:
+                still_used = set(
+                    conn.scalars(
+                        select(t.attachments.c.sha256).where(t.attachments.c.sha256.in_(shas))
+                    )
+                )
+                for sha in sorted(shas - still_used):
+                    removed += self._blobs.remove(sha)
+        except ChatkeepError:
+            # The rows are gone already (committed); what could not be removed now is an
+            # unused blob that 'doctor --fix' clears later. Never report the delete failed.
+            pass
         return replace(report, blobs=removed)
 
     def fork_conversation(
@@ -672,7 +682,7 @@ class SqlStore:
                 conn,
                 user_id,
                 source.runtime_id,
-                title=title or f"{source.title} (fork)",
+                title=title or f"{source.title[: limits.MAX_TITLE_LENGTH - 7]} (fork)",
                 model=source.model,
                 forked_from=(conversation_id, message_id),
             )
@@ -743,14 +753,23 @@ class SqlStore:
         if not messages:
             return []
         if len(messages) > limits.MAX_BATCH_MESSAGES:
-            raise InvalidInput(f"at most {limits.MAX_BATCH_MESSAGES} messages per call")
+            raise LimitExceeded(f"at most {limits.MAX_BATCH_MESSAGES} messages per call")
         checked = [check_new_message(m) for m in messages]
         for item in checked:
             if item.new.parent_id is not None:
                 check_id("message", item.new.parent_id)
+        if not any(item.new.attachments for item in checked):
+            return self._appender.append(user_id, conversation_id, checked, [[]] * len(checked))
         # Blobs first, outside the write lock: a large file must not stall other writers.
+        # A cheap look first, so an append that must fail stores nothing.
+        self.get_conversation(user_id, conversation_id)
         pending = [[self._store_blob(a) for a in item.new.attachments] for item in checked]
-        return self._appender.append(user_id, conversation_id, checked, pending)
+        try:
+            return self._appender.append(user_id, conversation_id, checked, pending)
+        except BaseException:
+            # Refused after all (a foreign parent, the trash): its blobs go unless used.
+            self._finish_delete(DeleteReport(0, 0, 0, 0), {p.sha256 for ps in pending for p in ps})
+            raise
 
     def _store_blob(self, attachment: NewAttachment) -> PendingAttachment:
         sha, size = self._put_blob(attachment)
@@ -776,6 +795,11 @@ class SqlStore:
     def _put_blob(self, attachment: NewAttachment) -> tuple[str, int]:
         if attachment.data is not None:
             return self._blobs.put(attachment.data)
+        vault_root = self._blobs.directory.parent.resolve()
+        path = Path(str(attachment.path)).resolve()
+        if path == vault_root or vault_root in path.parents:
+            # The vault's own files hold every user's data: never an attachment source.
+            raise InvalidInput(f"cannot attach {attachment.path}: it is inside the vault")
         try:
             with open(str(attachment.path), "rb") as handle:  # noqa: PTH123
                 return self._blobs.put(handle)
@@ -911,7 +935,14 @@ class SqlStore:
         return _attachment(row)
 
     def read_attachment(self, user_id: str, attachment_id: str) -> bytes:
-        return self._blobs.read(self.get_attachment(user_id, attachment_id).sha256)
+        attachment = self.get_attachment(user_id, attachment_id)
+        try:
+            return self._blobs.read(attachment.sha256)
+        except OSError as exc:
+            raise StorageError(
+                f"the bytes of attachment {attachment_id} cannot be read: {exc.strerror}",
+                hint="run 'chatkeep doctor' to check the vault",
+            ) from exc
 
     # -- settings ------------------------------------------------------------------
     def get_setting(self, user_id: str, key: str) -> Any:
@@ -1169,15 +1200,23 @@ class SqlStore:
         return removed
 
     def check(self) -> list[Problem]:
+        # Each check reads on its own: damage that stops one (a malformed page) is
+        # reported as a problem, and the other checks still run.
+        checks: list[Callable[[Connection], list[Problem]]] = [
+            lambda conn: [Problem("database", line) for line in self._dialect_checks(conn)],
+            self._check_tree,
+            self._check_counters,
+            self._check_runtimes,
+            self._check_content,
+            self._check_blobs,
+        ]
         problems: list[Problem] = []
-        with self._read() as conn:
-            problems += [Problem("database", line) for line in self._dialect_checks(conn)]
-            problems += self._check_tree(conn)
-            problems += self._check_counters(conn)
-            problems += self._check_runtimes(conn)
-            problems += self._check_content(conn)
-            referenced = set(conn.scalars(select(t.attachments.c.sha256).distinct()))
-        problems += self._check_blobs(referenced)
+        for run_check in checks:
+            try:
+                with self._read() as conn:
+                    problems += run_check(conn)
+            except ChatkeepError as error:
+                problems.append(Problem("database", f"a check could not run: {error.message}"))
         return problems
 
     def _check_tree(self, conn: Connection) -> list[Problem]:
@@ -1296,6 +1335,14 @@ class SqlStore:
             )
         return problems
 
+    def _still_used(self, sha: str) -> bool:
+        """Re-asked in a fresh transaction: a hard delete may have just removed it."""
+        with self._read() as conn:
+            found = conn.execute(
+                select(t.attachments.c.id).where(t.attachments.c.sha256 == sha).limit(1)
+            ).first()
+        return found is not None
+
     def _check_content(self, conn: Connection) -> list[Problem]:
         m = t.messages
         problems = []
@@ -1310,10 +1357,11 @@ class SqlStore:
                 )
         return problems
 
-    def _check_blobs(self, referenced: set[str]) -> list[Problem]:
+    def _check_blobs(self, conn: Connection) -> list[Problem]:
+        referenced = set(conn.scalars(select(t.attachments.c.sha256).distinct()))
         problems = []
         for sha in sorted(referenced):
-            if not self._blobs.exists(sha):
+            if not self._blobs.exists(sha) and self._still_used(sha):
                 problems.append(Problem("blobs", f"blob {sha} is missing", subject=sha))
             elif self._blobs.hash_of(sha) != sha:
                 problems.append(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,8 +59,22 @@ def create_sqlite_engine(path: Path) -> Engine:
     )
     event.listen(engine, "connect", _on_connect)
     event.listen(engine, "begin", _on_begin)
+    _forget_pool_after_fork(engine)
     _ensure_wal(engine)
     return engine
+
+
+def _forget_pool_after_fork(engine: Engine) -> None:
+    """A forked child must not reuse the parent's pooled connections (SQLite's
+    "how to corrupt" list); it drops them without closing them and opens its own."""
+    ref = weakref.ref(engine)
+
+    def forget() -> None:
+        alive = ref()
+        if alive is not None:
+            alive.dispose(close=False)
+
+    os.register_at_fork(after_in_child=forget)
 
 
 def _ensure_wal(engine: Engine) -> None:
@@ -78,36 +93,43 @@ def _ensure_wal(engine: Engine) -> None:
 
 
 class AppendConnections:
-    """One plain sqlite3 connection per thread and process, for the append hot path.
+    """A small pool of plain sqlite3 connections for the append hot path.
 
     Same pragmas (connect hook), same locking (``BEGIN IMMEDIATE`` under the busy
-    timeout), same durability as every other write, without a pool checkout per call.
-    A connection is never used across ``fork()`` (a known way to corrupt SQLite): the
-    process id is checked on every use.
+    timeout), same durability as every other write, without SQLAlchemy's per-call
+    machinery. A connection is checked out for one transaction and returned, so the
+    pool holds as many connections as there were concurrent appends, not one per thread
+    ever seen. A connection is never used across ``fork()`` (a known way to corrupt
+    SQLite): a child process starts a pool of its own.
     """
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._local = threading.local()
         self._lock = threading.Lock()
-        self._opened: list[sqlite3.Connection] = []
+        self._pid = os.getpid()
+        self._idle: list[sqlite3.Connection] = []
 
-    def _connection(self) -> sqlite3.Connection:
-        local = self._local
-        if getattr(local, "pid", None) != os.getpid():
-            conn = sqlite3.connect(
-                self._path, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False
-            )
-            _on_connect(conn, None)
-            local.conn, local.pid = conn, os.getpid()
-            with self._lock:
-                self._opened.append(conn)
-        connection: sqlite3.Connection = local.conn
-        return connection
+    def _checkout(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._pid != os.getpid():
+                # Inherited from the parent: never touch (or close) its connections.
+                self._pid, self._idle = os.getpid(), []
+            if self._idle:
+                return self._idle.pop()
+        conn = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False)
+        _on_connect(conn, None)
+        return conn
+
+    def _checkin(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            if self._pid == os.getpid() and not conn.in_transaction:
+                self._idle.append(conn)
+                return
+        conn.close()
 
     @contextmanager
     def __call__(self) -> Iterator[sqlite3.Cursor]:
-        conn = self._connection()
+        conn = self._checkout()
         cursor = conn.cursor()
         try:
             cursor.execute("BEGIN IMMEDIATE")
@@ -118,17 +140,17 @@ class AppendConnections:
                 if conn.in_transaction:
                     cursor.execute("ROLLBACK")
                 raise
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             raise translate_error(exc) from exc
         finally:
             cursor.close()
+            self._checkin(conn)
 
     def close(self) -> None:
         with self._lock:
-            opened, self._opened = self._opened, []
-        for conn in opened:
+            idle, self._idle = self._idle, []
+        for conn in idle:
             conn.close()
-        self._local = threading.local()
 
 
 def translate_error(exc: BaseException) -> ChatkeepError:
@@ -142,6 +164,11 @@ def translate_error(exc: BaseException) -> ChatkeepError:
         )
     if "full" in text_:
         return StorageFull("the database is full", hint="free some disk space and retry")
+    if "malformed" in text_ or "not a database" in text_ or "corrupt" in text_:
+        return StorageError(
+            f"the database file is damaged: {exc}",
+            hint="run 'chatkeep doctor' to see what is wrong; restore from a backup",
+        )
     return StorageError(f"the database failed: {exc}")
 
 

@@ -51,7 +51,10 @@ def check_member_name(name: str) -> str:
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
         raise UnsafeArchive(f"archive member {shown} climbs out of the archive with '..'")
-    return "/".join(parts)
+    clean = "/".join(parts)
+    if not clean or (len(clean) > 1 and clean[1] == ":"):
+        raise UnsafeArchive(f"archive member {shown} looks like a Windows drive path or is empty")
+    return clean
 
 
 def _decoded_name(info: zipfile.ZipInfo) -> str:
@@ -256,8 +259,10 @@ def _checked_infos(archive: zipfile.ZipFile, label: str) -> list[zipfile.ZipInfo
             f"{label} has {len(infos)} members; the limit is {limits.MAX_ARCHIVE_MEMBERS}"
         )
     for info in infos:
-        mode = info.external_attr >> 16
-        if mode and (stat.S_ISLNK(mode) or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))):
+        # Many writers (Python's zipfile among them) store permission bits only; a
+        # file type, when present, must be a plain file or a directory.
+        kind = stat.S_IFMT(info.external_attr >> 16)
+        if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
             raise UnsafeArchive(f"archive member {info.filename!r} is a link or special file")
         if info.flag_bits & 0x1:
             raise ImportFormatError(f"archive member {info.filename!r} is encrypted")
