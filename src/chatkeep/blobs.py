@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -31,12 +31,20 @@ class BlobStore:
             raise ValueError(f"not a sha256 digest: {sha256!r}")
         return self.directory / sha256[:2] / sha256
 
-    def put(self, source: bytes | BinaryIO) -> tuple[str, int]:
-        """Store bytes or a binary stream durably; return (sha256, size)."""
+    def put(self, source: bytes | BinaryIO, *, durable: bool = True) -> tuple[str, int]:
+        """Store bytes or a binary stream; return (sha256, size).
+
+        Durable on return, unless ``durable=False``: then :meth:`sync` must run on the
+        digest before anything that refers to it is committed.
+        """
         sha, size, _ = fsutil.write_content_addressed(
-            self.directory, source, max_bytes=MAX_ATTACHMENT_BYTES
+            self.directory, source, max_bytes=MAX_ATTACHMENT_BYTES, durable=durable
         )
         return sha, size
+
+    def sync(self, digests: Iterable[str]) -> None:
+        """Make blobs stored with ``durable=False`` durable, in one pass."""
+        fsutil.sync_files(self.path_for(sha) for sha in sorted(set(digests)))
 
     def exists(self, sha256: str) -> bool:
         return self.path_for(sha256).is_file()

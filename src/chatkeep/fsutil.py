@@ -117,12 +117,14 @@ def remove_tree(directory: Path) -> None:
 
 
 def write_content_addressed(
-    directory: Path, source: bytes | BinaryIO, *, max_bytes: int
+    directory: Path, source: bytes | BinaryIO, *, max_bytes: int, durable: bool = True
 ) -> tuple[str, int, Path]:
     """Store ``source`` under ``directory/<aa>/<sha256>``; return (sha256, size, path).
 
     The bytes are hashed while they are written, so a large file is read once and never
     held in memory. If a blob with the same hash exists already, the new copy is dropped.
+    With ``durable=False`` the caller promises to call :func:`sync_files` on the path
+    before it acknowledges anything that refers to it (many files, one flush).
     """
     ensure_dir(directory)
     digest = hashlib.sha256()
@@ -137,7 +139,8 @@ def write_content_addressed(
                 digest.update(chunk)
                 handle.write(chunk)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         sha = digest.hexdigest()
         final = directory / sha[:2] / sha
         if final.exists():
@@ -146,7 +149,8 @@ def write_content_addressed(
             ensure_dir(final.parent)
             staging.chmod(0o400)
             staging.replace(final)
-            fsync_dir(final.parent)
+            if durable:
+                fsync_dir(final.parent)
         return sha, size, final
     except OSError as exc:
         with contextlib.suppress(FileNotFoundError):
@@ -156,6 +160,23 @@ def write_content_addressed(
         with contextlib.suppress(FileNotFoundError):
             staging.unlink()
         raise
+
+
+def sync_files(paths: Iterable[Path]) -> None:
+    """fsync files written with ``durable=False``, then their directories, once each."""
+    directories = set()
+    try:
+        for path in paths:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            directories.add(path.parent)
+        for directory in directories:
+            fsync_dir(directory)
+    except OSError as exc:
+        _raise_storage(exc, "attachments")
 
 
 def _chunks(source: bytes | BinaryIO) -> Iterator[bytes]:

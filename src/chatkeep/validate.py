@@ -120,7 +120,7 @@ def check_tags(tags: Iterable[str]) -> list[str]:
     return checked
 
 
-def _check_part(index: int, part: Part) -> None:
+def _check_part(index: int, part: Part, *, json_checked: bool) -> None:
     if not isinstance(part, Part):
         raise InvalidInput(f"content part {index} is not a Part")
     if not isinstance(part.kind, str) or _PART_KIND_RE.fullmatch(part.kind) is None:
@@ -134,7 +134,8 @@ def _check_part(index: int, part: Part) -> None:
     # second pass over up to MAX_MESSAGE_BYTES of text.
     if not isinstance(part.data, dict):
         raise InvalidInput(f"content part {index}: data must be a JSON object")
-    check_json_value(f"content part {index} data", part.data)
+    if not json_checked:
+        check_json_value(f"content part {index} data", part.data)
 
 
 def check_moment(what: str, value: object) -> datetime:
@@ -159,8 +160,13 @@ def check_page(limit: object, offset: object) -> None:
         raise InvalidInput("offset must be a non-negative integer")
 
 
-def check_new_message(new: NewMessage) -> CheckedMessage:
-    """Check everything about a new message that does not need the store."""
+def check_new_message(new: NewMessage, *, json_checked: bool = False) -> CheckedMessage:
+    """Check everything about a new message that does not need the store.
+
+    ``json_checked`` skips walking part data and metadata value by value, for callers
+    whose values come straight from a JSON parser (an importer): they cannot hold NaN or
+    odd types, and the encoder still refuses huge integers and non-string keys.
+    """
     if new.role not in ROLES:
         raise InvalidInput(f"unknown role {new.role!r}", hint=f"use one of: {', '.join(ROLES)}")
     if new.root and new.parent_id is not None:
@@ -177,7 +183,7 @@ def check_new_message(new: NewMessage) -> CheckedMessage:
             f"the limit is {limits.MAX_ATTACHMENTS_PER_MESSAGE}"
         )
     for index, part in enumerate(new.parts):
-        _check_part(index, part)
+        _check_part(index, part, json_checked=json_checked)
     check_short_text("author", new.author)
     check_short_text("model", new.model)
     if new.tokens is not None and (
@@ -215,6 +221,11 @@ def check_new_message(new: NewMessage) -> CheckedMessage:
             raise InvalidInput(f"attachment {attachment.name!r}: the path is not a valid path")
     try:
         content = canonical_json([p.to_dict() for p in new.parts])
+        metadata = (
+            _encode_checked_object("metadata", new.metadata)
+            if json_checked
+            else encode_json_object("metadata", new.metadata)
+        )
     except orjson.JSONEncodeError as exc:
         raise InvalidInput(
             f"the message content cannot be stored: {exc}",
@@ -229,8 +240,17 @@ def check_new_message(new: NewMessage) -> CheckedMessage:
         new=new,
         content=content.decode("utf-8"),
         content_sha256=hashlib.sha256(content).hexdigest(),
-        metadata=encode_json_object("metadata", new.metadata),
+        metadata=metadata,
     )
+
+
+def _encode_checked_object(what: str, value: Any) -> str:
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{what} must be a JSON object")
+    encoded = canonical_json(value)
+    if len(encoded) > limits.MAX_JSON_BYTES:
+        raise LimitExceeded(f"{what} is {len(encoded)} bytes; the limit is {limits.MAX_JSON_BYTES}")
+    return encoded.decode("utf-8")
 
 
 def decode_json(value: str) -> Any:

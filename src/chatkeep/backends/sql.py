@@ -1087,6 +1087,9 @@ class SqlStore:
                 self._record_import(conn, user_id, record)
                 if dry_run:
                     raise _DryRunDone(record)
+                # The import's blobs were written without a flush each: one pass now,
+                # before the commit makes anything refer to them.
+                self._blobs.sync(writer.new_blobs)
         except _DryRunDone as done:
             return done.record
         except BaseException:

@@ -331,10 +331,10 @@ class ImportWriter:
             metadata={**message.metadata, "source_id": message.source_id},
         )
         try:
-            return check_new_message(new)
+            return check_new_message(new, json_checked=True)
         except InvalidInput as error:
             outcome.warn(f"message {message.source_id!r}: {error.message}; content kept as a file")
-            return check_new_message(self._oversized(new, message))
+            return check_new_message(self._oversized(new, message), json_checked=True)
 
     def _oversized(self, new: NewMessage, message: SourceMessage) -> NewMessage:
         """A message too large (or odd) to store inline: its content as a JSON blob."""
@@ -363,7 +363,7 @@ class ImportWriter:
             sha, size = "0" * 64, self._source.size(file.member)
         else:
             with self._source.open_member(file.member) as handle:
-                sha, size = self._blobs.put(handle)
+                sha, size = self._blobs.put(handle, durable=False)
             self._note_blob(sha)
         return Attachment(
             id=new_id("attachment"),
@@ -379,7 +379,7 @@ class ImportWriter:
     def _put(self, data: bytes) -> str:
         if self._dry_run:
             return hashlib.sha256(data).hexdigest()
-        sha, _ = self._blobs.put(data)
+        sha, _ = self._blobs.put(data, durable=False)
         self._note_blob(sha)
         return sha
 
