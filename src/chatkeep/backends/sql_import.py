@@ -286,9 +286,7 @@ class ImportWriter:
         for message in messages:
             message_id = new_id("message")
             stored = [self._attachment(f, message_id, existing.id, outcome) for f in message.files]
-            parts = list(message.parts) + [
-                _file_part(f, a) for f, a in zip(message.files, stored, strict=True)
-            ]
+            parts = _with_file_parts(message.parts, message.files, stored)
             checked = self._checked(message, parts, outcome)
             rows.append(
                 {
@@ -404,6 +402,27 @@ def _jsonable(part: Part) -> bool:
     except TypeError:
         return False
     return True
+
+
+def _with_file_parts(
+    parts: Sequence[Part], files: Sequence[SourceFile], stored: Sequence[Attachment | None]
+) -> list[Part]:
+    """The message's parts, each file's attachment data merged into the part that points
+    at it (a parser's image part), or appended as a part of its own."""
+    merged = list(parts)
+    for file, attachment in zip(files, stored, strict=True):
+        extra = _file_part(file, attachment)
+        for index, part in enumerate(merged):
+            if (
+                file.pointer
+                and part.kind in ("image", "file")
+                and part.data.get("asset_pointer") == file.pointer
+            ):
+                merged[index] = Part(part.kind, part.text, {**part.data, **extra.data})
+                break
+        else:
+            merged.append(extra)
+    return merged
 
 
 def _file_part(file: SourceFile, stored: Attachment | None) -> Part:
