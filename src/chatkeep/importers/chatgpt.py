@@ -475,6 +475,8 @@ def _text(value: str) -> str:
 
 def _json_safe(value: Any, depth: int = 0) -> Any:
     """``value`` as JSON the store accepts: no NaN, no huge ints, no odd types or depth."""
+    if depth == 0 and _encodes_as_is(value):
+        return value  # the common case, checked by the C encoder instead of a Python walk
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
@@ -495,6 +497,18 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
     if isinstance(value, list | tuple):
         return [_json_safe(v, depth + 1) for v in value]
     return _text(str(value))
+
+
+def _encodes_as_is(value: Any) -> bool:
+    """Whether the encoder takes ``value`` unchanged: no huge ints, surrogates or odd
+    types. NaN and infinities, the one thing it would pass silently, cannot come from
+    yajl (it refuses out-of-range numbers; that file is then re-read as Decimals, which
+    the encoder refuses and the slow path converts)."""
+    try:
+        orjson.dumps(value)
+    except (orjson.JSONEncodeError, RecursionError):
+        return False
+    return True
 
 
 def _fit(metadata: dict[str, Any], what: str, warnings: list[str]) -> dict[str, Any]:
