@@ -200,3 +200,19 @@ def test_a_dry_run_through_the_cli_changes_nothing(home: chatkeep.Vault) -> None
     assert snapshot(home.store, "alice") == before
     assert home.store.list_imports("alice") == []
     assert not (home.root / "imports").exists() or not any((home.root / "imports").iterdir())
+
+
+def test_a_truncated_export_changes_nothing_and_keeps_no_copy(
+    home: chatkeep.Vault, tmp_path: Path
+) -> None:
+    whole = (FIXTURES / "chatgpt/librechat/chatgpt-export.json").read_bytes()
+    broken = tmp_path / "conversations.json"
+    broken.write_bytes(whole[: int(len(whole) * 0.8)])  # the second conversation is cut
+    before = snapshot(home.store, "alice")
+    with pytest.raises(ImportFormatError):
+        import_export(home, "alice", broken)
+    assert snapshot(home.store, "alice") == before
+    assert home.store.list_imports("alice") == []
+    kept = home.root / "imports"
+    assert not kept.exists() or list(kept.iterdir()) == []
+    assert home.doctor() == []
