@@ -12,6 +12,7 @@ import mimetypes
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -21,6 +22,7 @@ import orjson
 from chatkeep import location, render, shapes
 from chatkeep.errors import ChatkeepError, InvalidInput, NotFound
 from chatkeep.model import ConversationState, NewAttachment, NewMessage, Part
+from chatkeep.search import SearchFilters
 from chatkeep.store import Store
 from chatkeep.vault import Vault, open_vault
 
@@ -194,14 +196,19 @@ def init(allow_in_git: bool, user_name: str | None, as_json: bool) -> None:
     is_flag=True,
     help="First clear what a killed writer left: stale temp files and unused blobs.",
 )
+@click.option("--rebuild", is_flag=True, help="First rebuild the search index from scratch.")
 @json_option
-def doctor(fix: bool, as_json: bool) -> None:
+def doctor(fix: bool, rebuild: bool, as_json: bool) -> None:
     """Check the vault: database integrity, foreign keys, trees, counters, blob hashes.
 
     Exits with status 9 when it finds an error (warnings alone exit 0).
     """
     vault = _state().vault
     repaired = vault.repair() if fix else None
+    if rebuild:
+        indexed = vault.store.rebuild_search_index()
+        if not as_json:
+            say(f"rebuilt the search index: {indexed} messages")
     if repaired is not None and not as_json:
         say(f"removed {repaired.temp_files} stale temp file(s) and {repaired.blobs} unused blob(s)")
     problems = vault.doctor()
@@ -677,6 +684,92 @@ def rm(conversations: Sequence[str], hard: bool, as_json: bool) -> None:
         ),
         as_json,
     )
+
+
+# -- search ----------------------------------------------------------------------
+@cli.command()
+@click.argument("query", nargs=-1, required=True)
+@click.option("--runtime", "runtime_name", help="Only this runtime.")
+@click.option(
+    "--origin", type=click.Choice(["native", "imported"]), help="Only native or imported."
+)
+@click.option("--platform", help="Only conversations imported from this platform (chatgpt, ...).")
+@click.option("--import", "import_id", help="Only conversations from this import (i_...).")
+@click.option("--role", type=click.Choice(["system", "user", "assistant", "tool"]))
+@click.option("--model", help="Only messages from this model.")
+@click.option("--since", type=click.DateTime(), help="Only messages from this time on (UTC).")
+@click.option("--until", type=click.DateTime(), help="Only messages up to this time (UTC).")
+@click.option("--tag", help="Only conversations with this tag.")
+@click.option("--conversation", "conversation_id", help="Only this conversation.")
+@click.option("--archived", is_flag=True, help="Include archived conversations.")
+@click.option("--limit", default=20, show_default=True, help="Results per page.")
+@click.option("--offset", default=0, show_default=True, help="Skip this many results.")
+@json_option
+def search(
+    query: Sequence[str],
+    runtime_name: str | None,
+    origin: str | None,
+    platform: str | None,
+    import_id: str | None,
+    role: str | None,
+    model: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    tag: str | None,
+    conversation_id: str | None,
+    archived: bool,
+    limit: int,
+    offset: int,
+    as_json: bool,
+) -> None:
+    """Search your messages and conversation titles, best matches first.
+
+    Words must all appear; "an exact phrase"; prefix*; -excluded; a OR b. Trashed
+    conversations never appear, archived ones only with --archived.
+    """
+    state = _state()
+    filters = SearchFilters(
+        runtime_id=runtime_name,
+        origin=origin,
+        platform=platform,
+        import_id=import_id,
+        role=role,
+        model=model,
+        since=since.replace(tzinfo=UTC) if since else None,
+        until=until.replace(tzinfo=UTC) if until else None,
+        tag=tag,
+        conversation_id=conversation_id,
+        include_archived=archived,
+    )
+    page = state.store.search(
+        state.user, " ".join(query), filters=filters, limit=limit, offset=offset
+    )
+    if as_json:
+        emit_json(shapes.search_page(page))
+        return
+    if not page.hits:
+        say("no matches")
+        return
+    for hit in page.hits:
+        when = f"{hit.created_at:%Y-%m-%d %H:%M}" if hit.created_at else "----------------"
+        where = hit.message_id or "(title)"
+        click.echo(
+            f"{render.terminal_safe(hit.conversation_title)}  "
+            f"[{hit.conversation_id} {where} {hit.role or ''} {when}]"
+        )
+        click.echo("  " + _highlighted(hit.snippet, hit.highlights))
+    if page.has_more:
+        say(f"more: --offset {page.offset + page.limit}")
+
+
+def _highlighted(snippet: str, spans: Sequence[tuple[int, int]]) -> str:
+    out, last = [], 0
+    for start, end in spans:
+        out.append(render.terminal_safe(snippet[last:start]).replace("\n", " "))
+        out.append(click.style(render.terminal_safe(snippet[start:end]), bold=True, fg="yellow"))
+        last = end
+    out.append(render.terminal_safe(snippet[last:]).replace("\n", " "))
+    return "".join(out)
 
 
 # -- imports ---------------------------------------------------------------------

@@ -19,6 +19,7 @@ from chatkeep.model import (
     Runtime,
     User,
 )
+from chatkeep.search import SearchHit, SearchPage
 from chatkeep.store import DeleteReport
 
 
@@ -138,6 +139,29 @@ def import_record(value: ImportRecord) -> dict[str, Any]:
         "warnings": list(value.warnings),
         "started_at": _time(value.started_at),
         "finished_at": _time(value.finished_at),
+    }
+
+
+def search_hit(value: SearchHit) -> dict[str, Any]:
+    return {
+        "conversation_id": value.conversation_id,
+        "conversation_title": value.conversation_title,
+        "runtime_id": value.runtime_id,
+        "message_id": value.message_id,
+        "role": value.role,
+        "created_at": _time(value.created_at),
+        "snippet": value.snippet,
+        "highlights": [list(span) for span in value.highlights],
+        "score": value.score,
+    }
+
+
+def search_page(value: SearchPage) -> dict[str, Any]:
+    return {
+        "hits": [search_hit(h) for h in value.hits],
+        "limit": value.limit,
+        "offset": value.offset,
+        "has_more": value.has_more,
     }
 
 

@@ -29,6 +29,7 @@ from chatkeep.model import (
     Runtime,
     User,
 )
+from chatkeep.search import SearchFilters, SearchPage
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +236,25 @@ class Store(Protocol):
 
     def find_import(self, user_id: str, file_sha256: str) -> ImportRecord | None:
         """The first import of the file with this sha256, if any."""
+        ...
+
+    # -- search --------------------------------------------------------------------
+    def search(
+        self,
+        user_id: str,
+        query: str,
+        *,
+        filters: SearchFilters | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> SearchPage:
+        """Full-text search of the user's messages and titles, best first (see
+        :mod:`chatkeep.search` for the query language). Trashed conversations never
+        appear; archived ones only with ``filters.include_archived``."""
+        ...
+
+    def rebuild_search_index(self) -> int:
+        """Derive the search index again from the stored rows; return messages indexed."""
         ...
 
     # -- integrity -----------------------------------------------------------------

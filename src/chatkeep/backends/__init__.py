@@ -14,6 +14,7 @@ from chatkeep.backends.sqlite import (
     integrity_problems,
     translate_error,
 )
+from chatkeep.backends.sqlite_search import SqliteSearch
 from chatkeep.blobs import BlobStore
 from chatkeep.errors import VaultError
 from chatkeep.location import VaultPaths
@@ -47,6 +48,7 @@ def open_sqlite_store(paths: VaultPaths) -> SqlStore:
         raw_write=AppendConnections(paths.database),
         translate=translate_error,
         dialect_checks=integrity_problems,
+        search=SqliteSearch(),
     )
 
 

@@ -43,6 +43,7 @@ from chatkeep.backends.appender import (
     attachment_row,
 )
 from chatkeep.backends.sql_import import ImportOutcome, ImportWriter, Progress
+from chatkeep.backends.sqlite_search import SqliteSearch
 from chatkeep.blobs import BlobStore
 from chatkeep.errors import (
     ChatkeepError,
@@ -69,6 +70,7 @@ from chatkeep.model import (
     Runtime,
     User,
 )
+from chatkeep.search import SearchFilters, SearchPage, parse_query
 from chatkeep.store import DeleteReport, ImportFile
 from chatkeep.timeutil import from_text, optional_from_text, to_text, utcnow
 from chatkeep.validate import (
@@ -96,12 +98,14 @@ class SqlStore:
         raw_write: RawWrite,
         translate: Callable[[BaseException], ChatkeepError],
         dialect_checks: Callable[[Connection], list[str]],
+        search: SqliteSearch,
     ) -> None:
         self._engine = engine
         self._blobs = blobs
         self._write_options = write_options
         self._translate = translate
         self._dialect_checks = dialect_checks
+        self._search = search
         self._raw_write = raw_write
         self._appender = Appender(AppendStatements(engine.dialect), raw_write)
 
@@ -1191,6 +1195,42 @@ class SqlStore:
             ).first()
         return None if row is None else _import(row)
 
+    # -- search --------------------------------------------------------------------
+    def search(
+        self,
+        user_id: str,
+        query: str,
+        *,
+        filters: SearchFilters | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> SearchPage:
+        check_name("user", user_id)
+        check_page(limit, offset)
+        chosen = filters or SearchFilters()
+        chosen.check()
+        if chosen.runtime_id is not None:
+            check_name("runtime", chosen.runtime_id)
+        if chosen.conversation_id is not None:
+            check_id("conversation", chosen.conversation_id)
+        parsed = parse_query(query)
+        with self._read() as conn:
+            self._require_user(conn, user_id)
+            hits = self._search.search(
+                conn, user_id, parsed, chosen, limit=limit + 1, offset=offset
+            )
+        return SearchPage(
+            hits=tuple(hits[:limit]),
+            limit=limit,
+            offset=offset,
+            has_more=len(hits) > limit,
+            query=parsed,
+        )
+
+    def rebuild_search_index(self) -> int:
+        with self._write() as conn:
+            return self._search.rebuild(conn)
+
     # -- integrity -----------------------------------------------------------------
     def sweep_unused_blobs(self) -> int:
         # Under the write lock: an append re-checks its blob under the same lock and
@@ -1207,6 +1247,7 @@ class SqlStore:
         # reported as a problem, and the other checks still run.
         checks: list[Callable[[Connection], list[Problem]]] = [
             lambda conn: [Problem("database", line) for line in self._dialect_checks(conn)],
+            lambda conn: [Problem("search", line) for line in self._search.drift(conn)],
             self._check_tree,
             self._check_counters,
             self._check_runtimes,

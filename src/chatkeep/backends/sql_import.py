@@ -16,11 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from chatkeep import limits
 from chatkeep.backends import schema as t
-from chatkeep.backends.appender import attachment_row
+from chatkeep.backends.appender import Prepared, attachment_row
 from chatkeep.blobs import BlobStore
 from chatkeep.errors import InvalidInput
 from chatkeep.ids import new_id, primary_conversation_title
@@ -33,6 +33,8 @@ from chatkeep.validate import check_new_message, check_short_text, encode_json_o
 
 Progress = Callable[[int, int], None]
 _LABEL_RE = re.compile(r"[^a-z0-9]+")
+_MESSAGE_COLUMNS = [c.name for c in t.messages.columns if c.name != "pk"]
+_ATTACHMENT_COLUMNS = [c.name for c in t.attachments.columns]
 
 
 @dataclass(slots=True)
@@ -82,6 +84,15 @@ class ImportWriter:
         self._now = to_text(utcnow())
         #: Blobs this import stored: removed again if the import fails.
         self.new_blobs: set[str] = set()
+        # Bulk inserts bypass SQLAlchemy's per-row parameter handling: statements written
+        # in Core, compiled once, run by the driver's executemany in this transaction.
+        dialect = conn.dialect
+        self._insert_message = Prepared.of(
+            insert(t.messages).values({c: bindparam(c) for c in _MESSAGE_COLUMNS}), dialect
+        )
+        self._insert_attachment = Prepared.of(
+            insert(t.attachments).values({c: bindparam(c) for c in _ATTACHMENT_COLUMNS}), dialect
+        )
 
     # -- the runtime ----------------------------------------------------------------
     def runtime_for(self, parsed: ParsedExport) -> tuple[str, bool]:
@@ -196,6 +207,14 @@ class ImportWriter:
             if self._progress is not None:
                 self._progress(index, done_messages)
 
+    def _insert_many(self, prepared: Prepared, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            cursor = self._conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.executemany(prepared.sql, [prepared.bind(row) for row in rows])
+            finally:
+                cursor.close()
+
     def _existing(self, runtime_id: str, source_id: str) -> _Existing | None:
         c, m = t.conversations, t.messages
         row = self._conn.execute(
@@ -254,10 +273,8 @@ class ImportWriter:
             is_new = False
         new_messages = [m for m in prepared.messages if m.source_id not in existing.messages]
         rows, attachments = self._message_rows(existing, new_messages, outcome)
-        if rows:
-            self._conn.execute(insert(t.messages), rows)
-        if attachments:
-            self._conn.execute(insert(t.attachments), attachments)
+        self._insert_many(self._insert_message, rows)
+        self._insert_many(self._insert_attachment, attachments)
         leaf = existing.messages.get(prepared.active_leaf_source_id or "")
         changed = bool(rows) or leaf != existing.active_leaf_id or title != existing.title
         if not is_new:

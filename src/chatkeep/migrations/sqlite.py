@@ -176,7 +176,81 @@ def m0002_imports(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
+# What full-text search reads of a message: the text of every part that has text
+# (text, code, reasoning, tool output, transcripts), one part per line. Pure SQL (JSON1),
+# so the triggers work for any program that opens the database.
+_M0003 = [
+    """
+    CREATE VIEW message_search (pk, body) AS
+        SELECT pk, (SELECT group_concat(json_extract(p.value, '$.text'), char(10))
+            FROM json_each(messages.content) AS p)
+        FROM messages
+    """,
+    # External content: the index stores no second copy of the text; snippets read it
+    # back through the view. remove_diacritics makes "cafe" find "café".
+    """
+    CREATE VIRTUAL TABLE messages_fts USING fts5(
+        body, content='message_search', content_rowid='pk',
+        tokenize='unicode61 remove_diacritics 2'
+    )
+    """,
+    # Kept in step by triggers, inside the transaction of every insert and delete.
+    # Messages are never updated, so there is no update trigger.
+    """
+    CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, body) VALUES (
+            new.pk,
+            (SELECT group_concat(json_extract(p.value, '$.text'), char(10))
+             FROM json_each(new.content) AS p)
+        );
+    END
+    """,
+    """
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, body)
+            VALUES (
+                'delete',
+                old.pk,
+                (SELECT group_concat(json_extract(p.value, '$.text'), char(10))
+                 FROM json_each(old.content) AS p)
+            );
+    END
+    """,
+    """
+    CREATE VIRTUAL TABLE conversations_fts USING fts5(
+        title, conversation_id UNINDEXED, tokenize='unicode61 remove_diacritics 2'
+    )
+    """,
+    """
+    CREATE TRIGGER conversations_fts_insert AFTER INSERT ON conversations BEGIN
+        INSERT INTO conversations_fts (title, conversation_id) VALUES (new.title, new.id);
+    END
+    """,
+    """
+    CREATE TRIGGER conversations_fts_title AFTER UPDATE OF title ON conversations BEGIN
+        DELETE FROM conversations_fts WHERE conversation_id = old.id;
+        INSERT INTO conversations_fts (title, conversation_id) VALUES (new.title, new.id);
+    END
+    """,
+    """
+    CREATE TRIGGER conversations_fts_delete AFTER DELETE ON conversations BEGIN
+        DELETE FROM conversations_fts WHERE conversation_id = old.id;
+    END
+    """,
+    # What existed before this migration.
+    "INSERT INTO messages_fts (rowid, body) SELECT pk, body FROM message_search",
+    "INSERT INTO conversations_fts (title, conversation_id) SELECT title, id FROM conversations",
+    "CREATE INDEX messages_by_conversation_time ON messages (conversation_id, created_at)",
+]
+
+
+def m0003_full_text_search(conn: Connection) -> None:
+    for statement in _M0003:
+        conn.exec_driver_sql(statement)
+
+
 MIGRATIONS: list[Migration] = [
     Migration("m0001_initial", m0001_initial),
     Migration("m0002_imports", m0002_imports),
+    Migration("m0003_full_text_search", m0003_full_text_search),
 ]

@@ -1,0 +1,169 @@
+"""Full-text search: the query language, the filters and the results, for every backend.
+
+The query language, parsed here into a small backend-neutral structure:
+
+* ``word`` — messages containing the word (case and accents ignored);
+* ``"exact phrase"``;
+* ``prefix*``;
+* ``-word`` or ``-"phrase"`` — excluding messages that contain it;
+* ``a OR b`` — either; terms side by side must all match (``a b OR c`` is ``a AND (b OR c)``).
+
+Any input is valid: an unbalanced quote closes at the end, operators in odd places are
+words, and characters with no meaning to the search are ignored. A backend compiles a
+:class:`SearchQuery` into its own engine's syntax (SQLite FTS5, PostgreSQL tsquery),
+quoting every term, so no user text is ever read as engine syntax.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+from chatkeep.errors import InvalidInput
+from chatkeep.model import ROLES
+
+#: Longest query text considered; the rest is ignored (a query is words, not a document).
+MAX_QUERY_CHARS: Final = 2_000
+#: Most terms one query may hold; further ones are ignored.
+MAX_TERMS: Final = 32
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One word or phrase. ``prefix`` matches words starting with ``text``."""
+
+    text: str
+    phrase: bool = False
+    prefix: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """``required`` is a list of OR-groups that must all match; ``excluded`` must not."""
+
+    required: tuple[tuple[Term, ...], ...]
+    excluded: tuple[Term, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.required
+
+
+def parse_query(text: str) -> SearchQuery:
+    """Parse what a person typed. Never raises: odd input becomes literal words."""
+    cleaned = _CONTROL.sub(" ", str(text)[:MAX_QUERY_CHARS])
+    groups: list[list[Term]] = []
+    excluded: list[Term] = []
+    join_next = False
+    count = 0
+    for match in _TOKEN.finditer(cleaned):
+        if count >= MAX_TERMS:
+            break
+        negated, quoted, bare = match.group(1), match.group(2), match.group(3)
+        if bare is not None and bare == "OR":
+            join_next = bool(groups)
+            continue
+        if bare is not None and bare.startswith("-") and len(bare) > 1:
+            negated, bare = "-", bare[1:]
+        term = _term(quoted, bare)
+        if term is None:
+            continue
+        count += 1
+        if negated:
+            excluded.append(term)
+        elif join_next and groups:
+            groups[-1].append(term)
+        else:
+            groups.append([term])
+        join_next = False
+    return SearchQuery(required=tuple(tuple(g) for g in groups), excluded=tuple(excluded))
+
+
+def _term(quoted: str | None, bare: str | None) -> Term | None:
+    if quoted is not None:
+        words = quoted.split()
+        return Term(" ".join(words), phrase=len(words) > 1) if words else None
+    assert bare is not None
+    prefix = bare.endswith("*") and len(bare.rstrip("*")) > 0
+    word = bare.rstrip("*").strip('"')
+    return Term(word, prefix=prefix) if word else None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilters:
+    """Restrictions on what a search may return. Trashed conversations never appear."""
+
+    runtime_id: str | None = None
+    origin: str | None = None  # native | imported
+    platform: str | None = None  # chatgpt, claude, gemini, vvault
+    import_id: str | None = None
+    role: str | None = None
+    model: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    tag: str | None = None
+    conversation_id: str | None = None
+    include_archived: bool = False
+
+    def check(self) -> None:
+        if self.origin not in (None, "native", "imported"):
+            raise InvalidInput(f"unknown origin {self.origin!r}", hint="use native or imported")
+        if self.role is not None and self.role not in ROLES:
+            raise InvalidInput(
+                f"unknown role {self.role!r}", hint=f"use one of: {', '.join(ROLES)}"
+            )
+        if self.since and self.until and self.since > self.until:
+            raise InvalidInput("--since is after --until")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One matching message. ``highlights`` are (start, end) offsets into ``snippet``."""
+
+    conversation_id: str
+    conversation_title: str
+    runtime_id: str
+    message_id: str | None  # None for a match on the conversation's title alone
+    role: str | None
+    created_at: datetime | None
+    snippet: str
+    highlights: tuple[tuple[int, int], ...]
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    hits: tuple[SearchHit, ...]
+    limit: int
+    offset: int
+    has_more: bool
+    query: SearchQuery = field(default_factory=lambda: SearchQuery(required=()))
+
+
+#: Marks a backend puts around matched words in a snippet; turned into offsets here.
+HIGHLIGHT_OPEN: Final = "\ue000"
+HIGHLIGHT_CLOSE: Final = "\ue001"
+
+
+def split_highlights(marked: str) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """A snippet with marks as plain text plus the (start, end) spans they enclosed."""
+    text: list[str] = []
+    spans: list[tuple[int, int]] = []
+    position = 0
+    start: int | None = None
+    for char in marked:
+        if char == HIGHLIGHT_OPEN:
+            start = position
+        elif char == HIGHLIGHT_CLOSE:
+            if start is not None and position > start:
+                spans.append((start, position))
+            start = None
+        else:
+            text.append(char)
+            position += 1
+    return "".join(text), tuple(spans)
