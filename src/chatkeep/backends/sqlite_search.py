@@ -9,9 +9,10 @@ messages does appears once, as a title match.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, bindparam, text
 
 from chatkeep.search import (
     HIGHLIGHT_CLOSE,
@@ -101,54 +102,99 @@ class SqliteSearch:
         params: dict[str, Any] = {
             "q": fts5_expression(query),
             "user": user_id,
-            "open": HIGHLIGHT_OPEN,
-            "close": HIGHLIGHT_CLOSE,
             "weight": TITLE_WEIGHT,
-            "words": SNIPPET_WORDS,
             "limit": limit,
             "offset": offset,
         }
         on_conversation, on_message = _conditions(filters, params)
+        # Phase one ranks every match but carries only keys and scores; snippets, the
+        # costly part, are made in phase two for the page alone.
+        page = conn.execute(text(self._ranking_sql(on_conversation, on_message)), params).all()
+        return self._hits(conn, params, page)
+
+    @staticmethod
+    def _ranking_sql(on_conversation: list[str], on_message: list[str]) -> str:
         conversation_sql = " AND ".join(on_conversation)
         message_sql = "".join(f" AND {fragment}" for fragment in on_message)
         # A title-only match has no message to satisfy message-level filters.
-        title_part = "" if on_message else self._title_only_sql(conversation_sql)
-        sql = f"""
-            SELECT m.id AS message_id, m.role AS role, m.created_at AS created_at,
-                   c.id AS conversation_id, c.title AS title, c.runtime_id AS runtime_id,
-                   snippet(messages_fts, 0, :open, :close, '…', :words) AS snippet,
-                   bm25(messages_fts) + :weight * coalesce(t.rank, 0) AS score
-            FROM messages_fts
-            JOIN messages m ON m.pk = messages_fts.rowid
-            JOIN conversations c ON c.id = m.conversation_id
-            LEFT JOIN (
-                SELECT conversation_id, bm25(conversations_fts) AS rank
-                FROM conversations_fts WHERE conversations_fts MATCH :q
-            ) t ON t.conversation_id = c.id
-            WHERE messages_fts MATCH :q AND m.user_id = :user AND c.user_id = :user
-              AND {conversation_sql}{message_sql}
-            {title_part}
-            ORDER BY score, conversation_id, message_id
-            LIMIT :limit OFFSET :offset
-        """  # noqa: S608 - fragments come from the fixed tables above, values are bound
-        rows = conn.execute(text(sql), params).all()
-        return [_hit(row) for row in rows]
-
-    @staticmethod
-    def _title_only_sql(conversation_sql: str) -> str:
-        return f"""
+        title_only = (
+            ""
+            if on_message
+            else f"""
             UNION ALL
-            SELECT NULL, NULL, NULL, c.id, c.title, c.runtime_id,
-                   highlight(conversations_fts, 0, :open, :close),
-                   :weight * bm25(conversations_fts)
+            SELECT NULL, c.id, :weight * bm25(conversations_fts)
             FROM conversations_fts
             JOIN conversations c ON c.id = conversations_fts.conversation_id
             WHERE conversations_fts MATCH :q AND c.user_id = :user AND {conversation_sql}
-              AND NOT EXISTS (
-                SELECT 1 FROM messages_fts JOIN messages m2 ON m2.pk = messages_fts.rowid
-                WHERE messages_fts MATCH :q AND m2.conversation_id = c.id
-              )
-        """  # noqa: S608 - see search()
+              AND c.id NOT IN (SELECT conversation_id FROM hits)
+            """  # noqa: S608 - fragments come from the fixed tables above, values are bound
+        )
+        return f"""
+            WITH titles AS MATERIALIZED (
+                SELECT conversation_id, bm25(conversations_fts) AS rank
+                FROM conversations_fts WHERE conversations_fts MATCH :q
+            ),
+            hits AS (
+                SELECT m.pk AS pk, c.id AS conversation_id,
+                       bm25(messages_fts) + :weight * coalesce(t.rank, 0) AS score
+                FROM messages_fts
+                JOIN messages m ON m.pk = messages_fts.rowid
+                JOIN conversations c ON c.id = m.conversation_id
+                LEFT JOIN titles t ON t.conversation_id = c.id
+                WHERE messages_fts MATCH :q AND m.user_id = :user AND c.user_id = :user
+                  AND {conversation_sql}{message_sql}
+            )
+            SELECT pk, conversation_id, score FROM hits
+            {title_only}
+            ORDER BY score, conversation_id, pk
+            LIMIT :limit OFFSET :offset
+        """  # noqa: S608 - fragments come from the fixed tables above, values are bound
+
+    def _hits(
+        self, conn: Connection, params: dict[str, Any], page: Sequence[Any]
+    ) -> list[SearchHit]:
+        if not page:
+            return []
+        marks = {"q": params["q"], "open": HIGHLIGHT_OPEN, "close": HIGHLIGHT_CLOSE}
+        pks = [row.pk for row in page if row.pk is not None]
+        titled = [row.conversation_id for row in page if row.pk is None]
+        messages: dict[int, Any] = {}
+        if pks:
+            for row in conn.execute(
+                text(
+                    "SELECT messages_fts.rowid AS pk, m.id, m.role, m.created_at,"
+                    " c.id AS conversation_id, c.title, c.runtime_id,"
+                    " snippet(messages_fts, 0, :open, :close, '…', :words) AS snippet"
+                    " FROM messages_fts JOIN messages m ON m.pk = messages_fts.rowid"
+                    " JOIN conversations c ON c.id = m.conversation_id"
+                    " WHERE messages_fts MATCH :q AND messages_fts.rowid IN :pks"
+                ).bindparams(bindparam("pks", expanding=True)),
+                {**marks, "pks": pks, "words": SNIPPET_WORDS},
+            ):
+                messages[row.pk] = row
+        titles: dict[str, Any] = {}
+        if titled:
+            for row in conn.execute(
+                text(
+                    "SELECT c.id AS conversation_id, c.title, c.runtime_id,"
+                    " highlight(conversations_fts, 0, :open, :close) AS snippet"
+                    " FROM conversations_fts"
+                    " JOIN conversations c ON c.id = conversations_fts.conversation_id"
+                    " WHERE conversations_fts MATCH :q AND c.id IN :ids"
+                ).bindparams(bindparam("ids", expanding=True)),
+                {**marks, "ids": titled},
+            ):
+                titles[row.conversation_id] = row
+        hits = []
+        for ranked in page:
+            found = (
+                messages.get(ranked.pk)
+                if ranked.pk is not None
+                else titles.get(ranked.conversation_id)
+            )
+            if found is not None:
+                hits.append(_hit(found, ranked.score, is_message=ranked.pk is not None))
+        return hits
 
     def rebuild(self, conn: Connection) -> int:
         """Drop every index entry and derive them again from the messages and titles."""
@@ -181,16 +227,16 @@ class SqliteSearch:
         return problems
 
 
-def _hit(row: Any) -> SearchHit:
+def _hit(row: Any, score: float, *, is_message: bool) -> SearchHit:
     snippet, highlights = split_highlights(row.snippet or "")
     return SearchHit(
         conversation_id=row.conversation_id,
         conversation_title=row.title,
         runtime_id=row.runtime_id,
-        message_id=row.message_id,
-        role=row.role,
-        created_at=optional_from_text(row.created_at),
+        message_id=row.id if is_message else None,
+        role=row.role if is_message else None,
+        created_at=optional_from_text(row.created_at) if is_message else None,
         snippet=snippet,
         highlights=highlights,
-        score=float(row.score),
+        score=float(score),
     )
