@@ -359,3 +359,23 @@ def test_two_thousand_generated_queries_never_raise(vault: chatkeep.Vault, query
         home = store.route("alice", "r")
         store.append_message("alice", home.id, chatkeep.user_message('NEAR "quoted" col:x OR AND'))
     store.search("alice", query)
+
+
+def test_recall_fills_a_budget_with_the_most_relevant_messages(
+    vault: chatkeep.Vault, corpus: dict[str, str]
+) -> None:
+    from chatkeep.recall import recall
+
+    store = vault.store
+    found = recall(store, "alice", "What did we say about yellow leaves on the tomatoes?")
+    assert found and "yellow leaves" in found[0].text.lower()
+    assert all(item.conversation_id == corpus["garden"] for item in found)
+    small = recall(store, "alice", "yellow leaves tomatoes", budget_chars=40)
+    assert sum(len(item.text) for item in small) <= 40 and small[-1].truncated
+    assert recall(store, "alice", "sqlite schema", runtime_id="home") == []
+    assert recall(store, "alice", "the and of") == []
+    scoped = recall(store, "alice", "yellow leaves", exclude_conversation_id=corpus["garden"])
+    assert scoped == []
+    assert all("canary" not in item.text for item in recall(store, "alice", "sqlite canary"))
+    with pytest.raises(InvalidInput):
+        recall(store, "alice", "x", budget_chars=10, budget_tokens=10)

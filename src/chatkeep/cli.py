@@ -762,6 +762,50 @@ def search(
         say(f"more: --offset {page.offset + page.limit}")
 
 
+@cli.command("recall")
+@click.argument("question", nargs=-1, required=True)
+@click.option("--runtime", "runtime_name", help="Only this runtime's conversations.")
+@click.option("--chars", "budget_chars", type=int, help="Budget in characters (default 4000).")
+@click.option("--tokens", "budget_tokens", type=int, help="Budget in tokens (~4 characters each).")
+@click.option(
+    "--exclude", "exclude_id", help="Leave out this conversation (the one being answered)."
+)
+@json_option
+def recall_command(
+    question: Sequence[str],
+    runtime_name: str | None,
+    budget_chars: int | None,
+    budget_tokens: int | None,
+    exclude_id: str | None,
+    as_json: bool,
+) -> None:
+    """Print the past messages most relevant to QUESTION, within a budget.
+
+    What an assistant needs to build its context from earlier sessions: any of the
+    question's significant words match, best first, until the budget is full.
+    """
+    from chatkeep.recall import recall
+
+    state = _state()
+    found = recall(
+        state.store,
+        state.user,
+        " ".join(question),
+        runtime_id=runtime_name,
+        budget_chars=budget_chars,
+        budget_tokens=budget_tokens,
+        exclude_conversation_id=exclude_id,
+    )
+    if as_json:
+        emit_json([shapes.recalled(item) for item in found])
+        return
+    for item in found:
+        when = f"{item.created_at:%Y-%m-%d}" if item.created_at else "undated"
+        say(f"## {item.conversation_title} · {item.role} · {when} · {item.message_id}")
+        say(item.text + (" …" if item.truncated else ""))
+        say("")
+
+
 def _highlighted(snippet: str, spans: Sequence[tuple[int, int]]) -> str:
     out, last = [], 0
     for start, end in spans:

@@ -19,6 +19,7 @@ from chatkeep.model import (
     Runtime,
     User,
 )
+from chatkeep.recall import Recalled
 from chatkeep.search import SearchHit, SearchPage
 from chatkeep.store import DeleteReport
 
@@ -152,6 +153,20 @@ def search_hit(value: SearchHit) -> dict[str, Any]:
         "created_at": _time(value.created_at),
         "snippet": value.snippet,
         "highlights": [list(span) for span in value.highlights],
+        "score": value.score,
+    }
+
+
+def recalled(value: Recalled) -> dict[str, Any]:
+    return {
+        "conversation_id": value.conversation_id,
+        "conversation_title": value.conversation_title,
+        "runtime_id": value.runtime_id,
+        "message_id": value.message_id,
+        "role": value.role,
+        "created_at": _time(value.created_at),
+        "text": value.text,
+        "truncated": value.truncated,
         "score": value.score,
     }
 
