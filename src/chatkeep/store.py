@@ -253,6 +253,25 @@ class Store(Protocol):
         appear; archived ones only with ``filters.include_archived``."""
         ...
 
+    def messages_to_embed(self, embedder: str, *, limit: int) -> list[tuple[int, str, str]]:
+        """(message key, owner, searchable text) of messages ``embedder`` has not seen."""
+        ...
+
+    def count_messages_to_embed(self, embedder: str) -> int: ...
+
+    def store_vectors(self, embedder: str, vectors: Sequence[tuple[int, int, str, bytes]]) -> None:
+        """Keep (message key, chunk, owner, float32 bytes); empty bytes mark "nothing to
+        embed". Existing rows are kept as they are (indexing is incremental)."""
+        ...
+
+    def vector_rows(
+        self, user_id: str, embedder: str, filters: SearchFilters | None = None
+    ) -> list[Any]:
+        """The user's stored vectors that ``filters`` allow, with their message and
+        conversation (vector, chunk, message_id, role, created_at, content,
+        conversation_id, title, runtime_id)."""
+        ...
+
     def rebuild_search_index(self) -> int:
         """Derive the search index again from the stored rows; return messages indexed."""
         ...

@@ -6,7 +6,7 @@ agree column for column.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text
+from sqlalchemy import Column, Float, Integer, LargeBinary, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -127,6 +127,16 @@ imports = Table(
     Column("metadata", Text, nullable=False),
     Column("started_at", String, nullable=False),
     Column("finished_at", String, nullable=False),
+)
+
+message_vectors = Table(
+    "message_vectors",
+    metadata,
+    Column("message_pk", Integer, primary_key=True),
+    Column("chunk", Integer, primary_key=True),
+    Column("embedder", String, primary_key=True),
+    Column("user_id", String, nullable=False),
+    Column("vector", LargeBinary, nullable=False),
 )
 
 settings = Table(

@@ -1227,6 +1227,66 @@ class SqlStore:
             query=parsed,
         )
 
+    def messages_to_embed(self, embedder: str, *, limit: int) -> list[tuple[int, str, str]]:
+        """(message pk, owner, text) of messages with no vector from ``embedder`` yet."""
+        m, v = t.messages, t.message_vectors
+        with self._read() as conn:
+            rows = conn.execute(
+                select(m.c.pk, m.c.user_id, m.c.content)
+                .outerjoin(
+                    v, and_(v.c.message_pk == m.c.pk, v.c.embedder == embedder, v.c.chunk == 0)
+                )
+                .where(v.c.message_pk.is_(None))
+                .order_by(m.c.pk)
+                .limit(limit)
+            ).all()
+        return [(row.pk, row.user_id, _searchable_text(row.content)) for row in rows]
+
+    def count_messages_to_embed(self, embedder: str) -> int:
+        m, v = t.messages, t.message_vectors
+        with self._read() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(m)
+                    .outerjoin(
+                        v,
+                        and_(v.c.message_pk == m.c.pk, v.c.embedder == embedder, v.c.chunk == 0),
+                    )
+                    .where(v.c.message_pk.is_(None))
+                ).scalar_one()
+            )
+
+    def store_vectors(self, embedder: str, vectors: Sequence[tuple[int, int, str, bytes]]) -> None:
+        """Keep (message pk, chunk, owner, float32 bytes) rows; an empty vector marks a
+        message with nothing to embed. Rows already there are left as they are."""
+        if not vectors:
+            return
+        with self._write() as conn:
+            conn.execute(
+                insert(t.message_vectors).prefix_with("OR IGNORE", dialect="sqlite"),
+                [
+                    {
+                        "message_pk": pk,
+                        "chunk": chunk,
+                        "embedder": embedder,
+                        "user_id": user,
+                        "vector": blob,
+                    }
+                    for pk, chunk, user, blob in vectors
+                ],
+            )
+
+    def vector_rows(
+        self, user_id: str, embedder: str, filters: SearchFilters | None = None
+    ) -> list[Any]:
+        check_name("user", user_id)
+        chosen = filters or SearchFilters()
+        chosen.check()
+        with self._read() as conn:
+            self._require_user(conn, user_id)
+            return self._search.vector_rows(conn, user_id, embedder, chosen)
+
     def rebuild_search_index(self) -> int:
         with self._write() as conn:
             return self._search.rebuild(conn)
@@ -1472,6 +1532,13 @@ def _conversation(row: Any, tags: Sequence[str]) -> Conversation:
         source_platform=row.source_platform,
         source_id=row.source_id,
         import_id=row.import_id,
+    )
+
+
+def _searchable_text(content: str) -> str:
+    """What search reads of a message: the text of every part that has text."""
+    return "\n".join(
+        part["text"] for part in decode_json(content) if isinstance(part.get("text"), str)
     )
 
 

@@ -196,6 +196,25 @@ class SqliteSearch:
                 hits.append(_hit(found, ranked.score, is_message=ranked.pk is not None))
         return hits
 
+    def vector_rows(
+        self, conn: Connection, user_id: str, embedder: str, filters: SearchFilters
+    ) -> list[Any]:
+        """Every stored vector of the user's messages that the filters allow."""
+        params: dict[str, Any] = {"user": user_id, "embedder": embedder}
+        on_conversation, on_message = _conditions(filters, params)
+        where = " AND ".join(on_conversation + on_message)
+        sql = f"""
+            SELECT v.vector AS vector, v.chunk AS chunk, m.id AS message_id, m.role AS role,
+                   m.created_at AS created_at, m.content AS content,
+                   c.id AS conversation_id, c.title AS title, c.runtime_id AS runtime_id
+            FROM message_vectors v
+            JOIN messages m ON m.pk = v.message_pk
+            JOIN conversations c ON c.id = m.conversation_id
+            WHERE v.embedder = :embedder AND v.user_id = :user AND m.user_id = :user
+              AND c.user_id = :user AND length(v.vector) > 0 AND {where}
+        """  # noqa: S608 - fragments come from the fixed tables above, values are bound
+        return list(conn.execute(text(sql), params).all())
+
     def rebuild(self, conn: Connection) -> int:
         """Drop every index entry and derive them again from the messages and titles."""
         conn.execute(text("INSERT INTO messages_fts (messages_fts) VALUES ('delete-all')"))

@@ -14,19 +14,33 @@ if its members were in a folder named after it. A single wrapper folder is strip
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import stat
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from chatkeep import limits
 from chatkeep.errors import ArchiveLimitExceeded, ImportFormatError, UnsafeArchive
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _UTF8_FLAG = 0x800
+_UNCAPPED = 2**63 - 1
+# What zipfile and zlib raise on a corrupt archive while listing it, opening a member or
+# decompressing one (UnicodeDecodeError, a ValueError: a name marked UTF-8 is not).
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +54,13 @@ class _Member:
 def check_member_name(name: str) -> str:
     """The member name as a clean relative POSIX path, or :class:`UnsafeArchive`."""
     shown = repr(name[:200])
-    if not name or len(name.encode("utf-8", "surrogatepass")) > limits.MAX_MEMBER_NAME_BYTES:
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: a folder's file name that is not UTF-8
+        raise UnsafeArchive(f"archive member {shown} has a name that is not UTF-8") from None
+    if not name or len(encoded) > limits.MAX_MEMBER_NAME_BYTES:
         raise UnsafeArchive(f"archive member name {shown} is empty or too long")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in name):
         raise UnsafeArchive(f"archive member {shown} has control characters in its name")
     if "\\" in name:
         raise UnsafeArchive(f"archive member {shown} uses backslashes (a Windows path)")
@@ -58,11 +76,12 @@ def check_member_name(name: str) -> str:
 
 
 def _decoded_name(info: zipfile.ZipInfo) -> str:
+    # orig_filename: zipfile cuts ``filename`` at the first NUL, hiding it from the checks.
     if info.flag_bits & _UTF8_FLAG:
-        return info.filename
+        return info.orig_filename
     # Without the UTF-8 flag, zipfile decoded the name as cp437. Many tools write UTF-8
     # without setting the flag; accept that, refuse anything else.
-    raw = info.filename.encode("cp437")
+    raw = info.orig_filename.encode("cp437")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -82,7 +101,10 @@ class _LimitedReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self._raw.read(min(len(buffer), self._left + 1))
+        try:
+            data = self._raw.read(min(len(buffer), self._left + 1))
+        except _ZIP_ERRORS as exc:
+            raise ImportFormatError(f"cannot read {self._name!r} from the archive: {exc}") from exc
         if len(data) > self._left:
             raise ArchiveLimitExceeded(
                 f"archive member {self._name!r} holds more data than it declares (a zip bomb?)"
@@ -104,6 +126,7 @@ class ExportSource:
         self._members: dict[str, _Member] = {}
         self._zip: zipfile.ZipFile | None = None
         self._nested: dict[str, zipfile.ZipFile] = {}
+        self._handles: list[IO[bytes]] = []  # outer members nested zips read from
         self._total = 0
 
     # -- opening -------------------------------------------------------------------
@@ -116,6 +139,8 @@ class ExportSource:
         try:
             if path.is_dir():
                 source._add_folder(path)
+            elif not path.is_file():
+                raise ImportFormatError(f"{path} is neither a regular file nor a folder")
             elif _is_zip(path):
                 source._add_zip(path)
             else:
@@ -154,10 +179,20 @@ class ExportSource:
     def _add_zip(self, path: Path) -> None:
         try:
             archive = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as exc:
+        except UnicodeDecodeError:
+            raise UnsafeArchive(
+                f"{path.name} has a member name that is marked UTF-8 but is not",
+                hint="re-create the archive with UTF-8 file names",
+            ) from None
+        except _ZIP_ERRORS as exc:
             raise ImportFormatError(f"{path.name} is not a readable zip archive: {exc}") from exc
         self._zip = archive
-        infos = [info for info in _checked_infos(archive, path.name) if not info.is_dir()]
+        # Not ZipInfo.is_dir(): it fails on an empty name (filename[-1]).
+        infos = [
+            info
+            for info in _checked_infos(archive, path.name)
+            if not info.orig_filename.endswith("/")
+        ]
         names = [_decoded_name(info) for info in infos]
         # An archive of archives holds nothing but zips at its top. Zips anywhere else
         # are files a user uploaded to a chat: kept as attachments, never opened.
@@ -172,16 +207,23 @@ class ExportSource:
 
     def _add_nested(self, name: str, info: zipfile.ZipInfo) -> None:
         assert self._zip is not None
+        handle = self._zip.open(info)
+        self._handles.append(handle)
         try:
-            inner = zipfile.ZipFile(self._zip.open(info))
-        except (zipfile.BadZipFile, OSError) as exc:
+            inner = zipfile.ZipFile(handle)
+        except UnicodeDecodeError:
+            raise UnsafeArchive(
+                f"nested archive {name!r} has a member name that is marked UTF-8 but is not"
+            ) from None
+        except _ZIP_ERRORS as exc:
             raise ImportFormatError(f"nested archive {name!r} is not readable: {exc}") from exc
         self._nested[name] = inner
         prefix = PurePosixPath(name).stem
         for inner_info in _checked_infos(inner, name):
-            if inner_info.is_dir():
+            if inner_info.orig_filename.endswith("/"):
                 continue
-            inner_name = _decoded_name(inner_info)
+            # Checked on its own: "/etc/x" must not become "<prefix>/etc/x" silently.
+            inner_name = check_member_name(_decoded_name(inner_info))
             self._add(
                 f"{prefix}/{inner_name}",
                 _Member(inner_info.file_size, zip_info=inner_info, inner=name),
@@ -213,9 +255,17 @@ class ExportSource:
         else:
             archive = self._nested[member.inner] if member.inner else self._zip
             assert archive is not None and member.zip_info is not None
+            # zipfile itself stops at the declared size and then fails the CRC check, a
+            # BadZipFile that hides the lie. Lift its cap: _LimitedReader enforces the size.
+            probe = copy.copy(member.zip_info)
+            probe.file_size = _UNCAPPED
             try:
-                raw = archive.open(member.zip_info)  # type: ignore[assignment]
-            except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
+                raw = archive.open(probe)  # type: ignore[assignment]
+            except UnicodeDecodeError:
+                raise UnsafeArchive(
+                    f"archive member {name!r} has a local name that is marked UTF-8 but is not"
+                ) from None
+            except _ZIP_ERRORS as exc:
                 raise ImportFormatError(f"cannot read {name!r} from the archive: {exc}") from exc
         return io.BufferedReader(_LimitedReader(raw, member.size, name))
 
@@ -234,6 +284,9 @@ class ExportSource:
         for inner in self._nested.values():
             with contextlib.suppress(Exception):
                 inner.close()
+        for handle in self._handles:
+            with contextlib.suppress(Exception):
+                handle.close()
         if self._zip is not None:
             self._zip.close()
 

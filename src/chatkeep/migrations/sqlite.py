@@ -249,8 +249,29 @@ def m0003_full_text_search(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
+_M0004 = [
+    """
+    CREATE TABLE message_vectors (
+        message_pk INTEGER NOT NULL REFERENCES messages(pk) ON DELETE CASCADE,
+        chunk INTEGER NOT NULL,              -- which piece of a long message (0-based)
+        embedder TEXT NOT NULL,              -- vectors of different embedders never mix
+        user_id TEXT NOT NULL,               -- owner, so a search reads only its user's
+        vector BLOB NOT NULL,                -- float32, unit length, little-endian
+        PRIMARY KEY (message_pk, chunk, embedder)
+    )
+    """,
+    "CREATE INDEX message_vectors_by_user ON message_vectors (embedder, user_id)",
+]
+
+
+def m0004_message_vectors(conn: Connection) -> None:
+    for statement in _M0004:
+        conn.exec_driver_sql(statement)
+
+
 MIGRATIONS: list[Migration] = [
     Migration("m0001_initial", m0001_initial),
     Migration("m0002_imports", m0002_imports),
     Migration("m0003_full_text_search", m0003_full_text_search),
+    Migration("m0004_message_vectors", m0004_message_vectors),
 ]
