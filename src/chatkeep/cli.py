@@ -702,6 +702,8 @@ def rm(conversations: Sequence[str], hard: bool, as_json: bool) -> None:
 @click.option("--tag", help="Only conversations with this tag.")
 @click.option("--conversation", "conversation_id", help="Only this conversation.")
 @click.option("--archived", is_flag=True, help="Include archived conversations.")
+@click.option("--semantic", is_flag=True, help="Search by meaning (run 'chatkeep index' first).")
+@click.option("--hybrid", is_flag=True, help="Fuse full-text and by-meaning rankings.")
 @click.option("--limit", default=20, show_default=True, help="Results per page.")
 @click.option("--offset", default=0, show_default=True, help="Skip this many results.")
 @json_option
@@ -718,6 +720,8 @@ def search(
     tag: str | None,
     conversation_id: str | None,
     archived: bool,
+    semantic: bool,
+    hybrid: bool,
     limit: int,
     offset: int,
     as_json: bool,
@@ -741,9 +745,16 @@ def search(
         conversation_id=conversation_id,
         include_archived=archived,
     )
-    page = state.store.search(
-        state.user, " ".join(query), filters=filters, limit=limit, offset=offset
-    )
+    if semantic and hybrid:
+        raise InvalidInput("choose one of --semantic and --hybrid")
+    text = " ".join(query)
+    if semantic or hybrid:
+        from chatkeep.semantic import hybrid_search, semantic_search
+
+        run = semantic_search if semantic else hybrid_search
+        page = run(state.store, state.user, text, filters=filters, limit=limit, offset=offset)
+    else:
+        page = state.store.search(state.user, text, filters=filters, limit=limit, offset=offset)
     if as_json:
         emit_json(shapes.search_page(page))
         return
@@ -760,6 +771,37 @@ def search(
         click.echo("  " + _highlighted(hit.snippet, hit.highlights))
     if page.has_more:
         say(f"more: --offset {page.offset + page.limit}")
+
+
+@cli.command("index")
+@json_option
+def index_command(as_json: bool) -> None:
+    """Embed new messages for search by meaning (incremental: only what is new).
+
+    Uses the all-MiniLM-L6-v2 model when chatkeep was installed with the 'semantic'
+    extra, else a hashed n-gram embedder that needs nothing more. Nothing is downloaded.
+    """
+    from chatkeep.search_embed import default_embedder
+    from chatkeep.semantic import index_pending
+
+    store = _state().store
+    embedder = default_embedder()
+    if as_json or not sys.stderr.isatty():
+        done = index_pending(store, embedder)
+    else:
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task(f"embedding with {embedder.name}", total=None)
+
+            def update(finished: int, total: int) -> None:
+                bar.update(task, completed=finished, total=total)
+
+            done = index_pending(store, embedder, progress=update)
+    if as_json:
+        emit_json({"embedder": embedder.name, "indexed": done})
+    else:
+        say(f"indexed {done} new message(s) with {embedder.name}")
 
 
 @cli.command("recall")

@@ -1,0 +1,129 @@
+"""Search by meaning and hybrid search, with the always-available hashed embedder.
+
+Also a small labelled retrieval set (queries and the conversation each should find),
+scored as recall@10 for full text, semantic and hybrid; ``bench/retrieval_quality.py``
+prints the same figures.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import chatkeep
+from chatkeep.search import SearchFilters
+from chatkeep.search_embed import HashedEmbedder
+from chatkeep.semantic import chunks, hybrid_search, index_pending, semantic_search
+from chatkeep.store import Store
+
+EMBEDDER = HashedEmbedder()
+
+# (conversation title, message text, query that should find it). The queries use other
+# word forms than the messages ("watered" vs "watering"), which full text (exact words)
+# misses and n-gram similarity catches.
+LABELLED = [
+    ("Garden", "I watered the tomato seedlings twice daily", "watering tomatoes"),
+    ("Bread", "The sourdough starter doubled overnight in the warm kitchen", "sourdough starters"),
+    ("Bikes", "Replaced the derailleur cable and adjusted the brakes", "adjusting brake cables"),
+    ("Taxes", "Filed the quarterly estimated payments for freelance income", "quarterly payment"),
+    ("Moving", "Packed the bookshelves into forty cardboard boxes", "packing books boxes"),
+    ("Python", "Refactored the parser into smaller recursive functions", "recursive parsing"),
+    ("Piano", "Practiced the Chopin nocturne slowly with the metronome", "practicing nocturnes"),
+    (
+        "Running",
+        "Ran intervals at the track, six repeats of eight hundred meters",
+        "interval running",
+    ),
+    ("Camera", "The mirrorless camera autofocus struggles in low light", "autofocusing cameras"),
+    ("Coffee", "Dialed in the espresso grind finer for a slower shot", "espresso grinding"),
+    ("Birds", "Spotted two herons nesting by the reservoir", "heron nests"),
+    (
+        "Budget",
+        "Tracked groceries and utilities in the monthly spreadsheet",
+        "tracking utility spending",
+    ),
+]
+
+
+@pytest.fixture
+def labelled(vault: chatkeep.Vault) -> Store:
+    store = vault.store
+    store.add_user("alice")
+    store.create_runtime("alice", "r")
+    for title, text, _ in LABELLED:
+        conversation = store.create_conversation("alice", "r", title=title).id
+        store.append_message("alice", conversation, chatkeep.user_message(text))
+        store.append_message(
+            "alice", conversation, chatkeep.assistant_message(f"Noted about {title.lower()}.")
+        )
+    index_pending(store, EMBEDDER)
+    return store
+
+
+def recall_at_10(store: Store, mode: str) -> float:
+    found = 0
+    for title, _, query in LABELLED:
+        if mode == "fts":
+            hits = store.search("alice", query, limit=10).hits
+        elif mode == "semantic":
+            hits = semantic_search(store, "alice", query, embedder=EMBEDDER, limit=10).hits
+        else:
+            hits = hybrid_search(store, "alice", query, embedder=EMBEDDER, limit=10).hits
+        found += any(hit.conversation_title == title for hit in hits)
+    return found / len(LABELLED)
+
+
+def test_recall_at_10_on_the_labelled_set(labelled: Store) -> None:
+    fts, semantic, hybrid = (recall_at_10(labelled, mode) for mode in ("fts", "semantic", "hybrid"))
+    print(f"recall@10: full text {fts:.2f}, semantic {semantic:.2f}, hybrid {hybrid:.2f}")
+    assert semantic >= 0.9 and hybrid >= 0.9
+    assert hybrid >= fts
+
+
+def test_indexing_is_incremental_and_follows_deletes(vault: chatkeep.Vault) -> None:
+    store = vault.store
+    store.add_user("alice")
+    store.create_runtime("alice", "r")
+    conversation = store.create_conversation("alice", "r").id
+    store.append_message("alice", conversation, chatkeep.user_message("first words"))
+    assert index_pending(store, EMBEDDER) == 2 - 1  # the home conversation is empty
+    assert index_pending(store, EMBEDDER) == 0
+    store.append_message("alice", conversation, chatkeep.user_message("second words"))
+    progress: list[tuple[int, int]] = []
+    assert index_pending(store, EMBEDDER, progress=lambda d, t: progress.append((d, t))) == 1
+    assert progress == [(1, 1)]
+    assert len(semantic_search(store, "alice", "words", embedder=EMBEDDER).hits) == 2
+    store.delete_conversation("alice", conversation)
+    assert semantic_search(store, "alice", "words", embedder=EMBEDDER).hits == ()
+    assert vault.doctor() == []
+
+
+def test_semantic_search_respects_users_filters_and_the_trash(vault: chatkeep.Vault) -> None:
+    store = vault.store
+    for user in ("alice", "bob"):
+        store.add_user(user)
+        store.create_runtime(user, "r")
+    mine = store.create_conversation("alice", "r", title="mine").id
+    store.append_message("alice", mine, chatkeep.user_message("tomato seedlings watering"))
+    gone = store.create_conversation("alice", "r", title="gone").id
+    store.append_message("alice", gone, chatkeep.user_message("tomato seedlings in the trash"))
+    store.trash_conversation("alice", gone)
+    theirs = store.create_conversation("bob", "r", title="theirs").id
+    store.append_message("bob", theirs, chatkeep.user_message("tomato seedlings of bob"))
+    index_pending(store, EMBEDDER)
+    hits = semantic_search(store, "alice", "tomato seedlings", embedder=EMBEDDER).hits
+    assert [h.conversation_title for h in hits] == ["mine"]
+    assert (
+        semantic_search(
+            store, "alice", "tomato", embedder=EMBEDDER, filters=SearchFilters(role="assistant")
+        ).hits
+        == ()
+    )
+    fused = hybrid_search(store, "alice", "tomato seedlings", embedder=EMBEDDER).hits
+    assert {h.conversation_title for h in fused} == {"mine"}
+
+
+def test_long_messages_are_chunked_with_overlap() -> None:
+    text = "x" * 2_500
+    pieces = chunks(text)
+    assert [len(p) for p in pieces] == [1_000, 1_000, 700]
+    assert chunks("   ") == [] and chunks("short") == ["short"]
