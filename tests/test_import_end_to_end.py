@@ -216,3 +216,37 @@ def test_a_truncated_export_changes_nothing_and_keeps_no_copy(
     kept = home.root / "imports"
     assert not kept.exists() or list(kept.iterdir()) == []
     assert home.doctor() == []
+
+
+def test_a_vvault_tree_becomes_one_imported_runtime_per_runtime(
+    home: chatkeep.Vault, tmp_path: Path
+) -> None:
+    root = tmp_path / "vvault" / "users" / "shard_0000" / "devon"
+    for runtime in ("synth-001", "nova"):
+        folder = root / "instances" / runtime
+        (folder / "chatty").mkdir(parents=True)
+        (folder / "chatty" / f"chat_with_{runtime}.md").write_text(
+            f"**User:** hello {runtime}\n\n**Assistant:** hi, I am {runtime}\n"
+        )
+        (folder / "2025-03-14_plans.md").write_text(
+            "## User [2025-03-14 10:22]\nwhat are the plans?\n\n## Assistant\nsleep first\n"
+        )
+    first = import_export(home, "alice", tmp_path / "vvault")
+    store = home.store
+    imported = {r.id: r for r in store.list_runtimes("alice") if r.origin == "imported"}
+    assert {"vvault-synth-001-001", "vvault-nova-001"} <= set(imported)
+    for runtime_id, name in (("vvault-synth-001-001", "synth-001"), ("vvault-nova-001", "nova")):
+        routed = store.route("alice", runtime_id)
+        assert routed.source_platform == "vvault"
+        assert [m.text for m in store.list_messages("alice", routed.id)] == [
+            f"hello {name}",
+            f"hi, I am {name}",
+        ]
+        listed = store.list_conversations("alice", runtime_id=runtime_id)
+        assert listed[0].id == routed.id and len(listed) == 2
+    assert first.record.counts["conversations_added"] == 4
+    (tmp_path / "vvault" / "users" / "shard_0000" / "devon" / "note.txt").write_text("new file")
+    again = import_export(home, "alice", tmp_path / "vvault")
+    assert again.record.counts.get("conversations_added", 0) == 0
+    assert again.record.counts.get("messages_added", 0) == 0
+    assert home.doctor() == []

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from chatkeep import limits
 from chatkeep.backends import schema as t
@@ -95,10 +95,13 @@ class ImportWriter:
         )
 
     # -- the runtime ----------------------------------------------------------------
-    def runtime_for(self, parsed: ParsedExport) -> tuple[str, bool]:
-        """The imported runtime of this platform and account, created if new."""
+    def runtime_for(
+        self, parsed: ParsedExport, source_runtime: str | None = None
+    ) -> tuple[str, bool]:
+        """The imported runtime of this platform and account (and, for a platform with
+        runtimes of its own, of that runtime), created with its home if new."""
         r = t.runtimes
-        account = parsed.account or ""
+        account = (parsed.account or "") + (f"/{source_runtime}" if source_runtime else "")
         found = self._conn.execute(
             select(r.c.id).where(
                 r.c.user_id == self._user,
@@ -108,12 +111,14 @@ class ImportWriter:
         ).scalar()
         if found is not None:
             return found, False
-        runtime_id = self._free_runtime_id(parsed)
+        label = source_runtime or parsed.account_label or "import"
+        runtime_id = self._free_runtime_id(parsed.platform, label)
         self._conn.execute(
             insert(r).values(
                 user_id=self._user,
                 id=runtime_id,
-                name=f"{parsed.platform} ({parsed.account_label or parsed.account or 'import'})",
+                name=source_runtime
+                or f"{parsed.platform} ({parsed.account_label or parsed.account or 'import'})",
                 origin="imported",
                 config="{}",
                 primary_conversation_id=None,
@@ -133,9 +138,9 @@ class ImportWriter:
         )
         return runtime_id, True
 
-    def _free_runtime_id(self, parsed: ParsedExport) -> str:
-        label = _LABEL_RE.sub("-", (parsed.account_label or "import").lower()).strip("-")
-        base = f"{parsed.platform}-{label[:40] or 'import'}"
+    def _free_runtime_id(self, platform: str, label: str) -> str:
+        cleaned = _LABEL_RE.sub("-", label.lower()).strip("-")
+        base = f"{platform}-{cleaned[:40] or 'import'}"
         taken = set(
             self._conn.scalars(
                 select(t.runtimes.c.id).where(
@@ -197,15 +202,51 @@ class ImportWriter:
         self, parsed: ParsedExport, runtime_id: str, import_id: str, outcome: ImportOutcome
     ) -> None:
         done_messages = 0
+        runtimes: dict[str, str] = {}
         for index, conversation in enumerate(parsed.conversations, start=1):
             prepared = prepare(conversation)
             for warning in prepared.warnings:
                 outcome.warn(warning)
-            done_messages += self._write_conversation(
-                prepared, parsed.platform, runtime_id, import_id, outcome
+            target = runtime_id
+            if conversation.source_runtime:
+                if conversation.source_runtime not in runtimes:
+                    made, created = self.runtime_for(parsed, conversation.source_runtime)
+                    runtimes[conversation.source_runtime] = made
+                    if created:
+                        outcome.add("runtimes_created")
+                target = runtimes[conversation.source_runtime]
+            added, conversation_id = self._write_conversation(
+                prepared, parsed.platform, target, import_id, outcome
             )
+            done_messages += added
+            if conversation.primary:
+                self._make_home(target, conversation_id)
             if self._progress is not None:
                 self._progress(index, done_messages)
+
+    def _make_home(self, runtime_id: str, conversation_id: str) -> None:
+        """Make an imported home transcript its runtime's home conversation, in place of
+        the empty one the runtime was created with (a home that holds messages stays)."""
+        r, c = t.runtimes, t.conversations
+        current = self._conn.execute(
+            select(r.c.primary_conversation_id).where(
+                r.c.user_id == self._user, r.c.id == runtime_id
+            )
+        ).scalar()
+        if current == conversation_id:
+            return
+        empty = self._conn.execute(
+            select(c.c.id).where(c.c.id == current, c.c.message_count == 0)
+        ).scalar()
+        if current is not None and empty is None:
+            return
+        self._conn.execute(
+            update(r)
+            .where(r.c.user_id == self._user, r.c.id == runtime_id)
+            .values(primary_conversation_id=conversation_id)
+        )
+        if empty is not None:
+            self._conn.execute(delete(c).where(c.c.id == empty))
 
     def _insert_many(self, prepared: Prepared, rows: list[dict[str, Any]]) -> None:
         if rows:
@@ -258,7 +299,7 @@ class ImportWriter:
         runtime_id: str,
         import_id: str,
         outcome: ImportOutcome,
-    ) -> int:
+    ) -> tuple[int, str]:
         conv = prepared.conversation
         title = _title(conv.title)
         existing = self._existing(runtime_id, conv.source_id)
@@ -293,7 +334,7 @@ class ImportWriter:
                 )
             )
         outcome.add("messages_added", len(rows))
-        return len(rows)
+        return len(rows), existing.id
 
     def _message_rows(
         self, existing: _Existing, messages: Sequence[SourceMessage], outcome: ImportOutcome

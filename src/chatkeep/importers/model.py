@@ -57,6 +57,10 @@ class SourceConversation:
     metadata: dict[str, Any] = field(default_factory=dict)
     archived: bool = False
     warnings: list[str] = field(default_factory=list)
+    #: For exports of a platform with runtimes of its own (VVAULT): the runtime it
+    #: belongs to, and whether it is that runtime's home transcript.
+    source_runtime: str | None = None
+    primary: bool = False
 
 
 @dataclass(slots=True)

@@ -689,6 +689,8 @@ def _conversation(
         metadata=metadata,
         archived=front.get("state") == "archived",
         warnings=warnings,
+        source_runtime=context.runtime,
+        primary=context.primary,
     )
 
 
