@@ -73,17 +73,12 @@ def _temp_beside(target: Path) -> Iterator[tuple[BinaryIO, Path]]:
 def atomic_write(target: Path, data: bytes | Iterable[bytes], *, mode: int = 0o600) -> None:
     """Replace ``target`` with ``data`` atomically and durably."""
     chunks = [data] if isinstance(data, bytes) else data
-    try:
-        with _temp_beside(target) as (handle, temp):
-            for chunk in chunks:
-                handle.write(chunk)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-            temp.replace(target)
-        fsync_dir(target.parent)
-    except OSError as exc:
-        _raise_storage(exc, str(target.name))
+
+    def produce(handle: BinaryIO) -> None:
+        for chunk in chunks:
+            handle.write(chunk)
+
+    atomic_write_with(target, produce, mode=mode)
 
 
 def atomic_write_with(

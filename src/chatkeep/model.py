@@ -73,6 +73,16 @@ def text_part(text: str) -> Part:
     return Part(kind="text", text=text)
 
 
+def searchable_text(content: str) -> str:
+    """What search reads of stored content (canonical JSON of parts): the text of
+    every part that has text, one part per line."""
+    return "\n".join(
+        part["text"]
+        for part in orjson.loads(content)
+        if isinstance(part, dict) and isinstance(part.get("text"), str)
+    )
+
+
 def content_hash(parts: tuple[Part, ...] | list[Part]) -> str:
     """sha256 of a message's content parts in canonical JSON."""
     return hashlib.sha256(canonical_json([p.to_dict() for p in parts])).hexdigest()

@@ -16,9 +16,9 @@ from dataclasses import replace
 from typing import Any, Final
 
 import numpy as np
-import orjson
 
 from chatkeep.errors import InvalidInput
+from chatkeep.model import searchable_text
 from chatkeep.search import SearchFilters, SearchHit, SearchPage, parse_query
 from chatkeep.search_embed import Embedder, default_embedder
 from chatkeep.store import Store
@@ -135,9 +135,7 @@ def _semantic_ranking(
 
 
 def _hit(row: Any, score: float) -> SearchHit:
-    text = "\n".join(
-        part["text"] for part in orjson.loads(row.content) if isinstance(part.get("text"), str)
-    )
+    text = searchable_text(row.content)
     start = row.chunk * (CHUNK_CHARS - CHUNK_OVERLAP)
     snippet = text[start : start + 200]
     return SearchHit(

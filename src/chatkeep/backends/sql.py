@@ -69,6 +69,7 @@ from chatkeep.model import (
     Problem,
     Runtime,
     User,
+    searchable_text,
 )
 from chatkeep.search import SearchFilters, SearchPage, parse_query
 from chatkeep.store import DeleteReport, ImportFile
@@ -1240,7 +1241,7 @@ class SqlStore:
                 .order_by(m.c.pk)
                 .limit(limit)
             ).all()
-        return [(row.pk, row.user_id, _searchable_text(row.content)) for row in rows]
+        return [(row.pk, row.user_id, searchable_text(row.content)) for row in rows]
 
     def count_messages_to_embed(self, embedder: str) -> int:
         m, v = t.messages, t.message_vectors
@@ -1532,13 +1533,6 @@ def _conversation(row: Any, tags: Sequence[str]) -> Conversation:
         source_platform=row.source_platform,
         source_id=row.source_id,
         import_id=row.import_id,
-    )
-
-
-def _searchable_text(content: str) -> str:
-    """What search reads of a message: the text of every part that has text."""
-    return "\n".join(
-        part["text"] for part in decode_json(content) if isinstance(part.get("text"), str)
     )
 
 

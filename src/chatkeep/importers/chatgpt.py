@@ -37,6 +37,7 @@ import orjson
 
 from chatkeep import limits
 from chatkeep.errors import ChatkeepError, ImportFormatError
+from chatkeep.importers.jsonio import BOM
 from chatkeep.importers.model import (
     ParsedExport,
     SourceConversation,
@@ -73,7 +74,6 @@ _NOT_ASSETS: Final = frozenset(
     {_CONVERSATIONS, _MANIFEST, _ASSET_NAMES, _USER, *_SIDE_FILES, *_IGNORED}
 )
 
-_BOM: Final = b"\xef\xbb\xbf"
 _WHITESPACE: Final = b" \t\r\n"
 #: How much of a file detection may read to find the first conversation's keys.
 _SNIFF_BYTES: Final = 1024 * 1024
@@ -352,7 +352,7 @@ def _manifest_files(data: Any) -> list[str] | None:
 
 def _small_json(source: ExportSource, name: str) -> Any:
     try:
-        return orjson.loads(source.read_bytes(name, limit=_SMALL_JSON_BYTES).removeprefix(_BOM))
+        return orjson.loads(source.read_bytes(name, limit=_SMALL_JSON_BYTES).removeprefix(BOM))
     except orjson.JSONDecodeError as exc:
         raise ImportFormatError(f"{name} is not valid JSON: {exc}") from None
 
@@ -368,7 +368,7 @@ class _Stream:
         self._raw = raw
         self._left = limit
         head = self._read_raw(64 * 1024)
-        head = head.removeprefix(_BOM)
+        head = head.removeprefix(BOM)
         pending = head.lstrip(_WHITESPACE)
         while not pending and head:
             head = self._read_raw(64 * 1024)

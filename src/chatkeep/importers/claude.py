@@ -37,19 +37,19 @@ source id ``design:<chat uuid>:<message uuid>`` (their ids are short and not uni
 from __future__ import annotations
 
 import hashlib
-import io
 import mimetypes
 import re
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, BinaryIO
+from typing import Any
 
 import ijson  # type: ignore[import-untyped]
 import orjson
 
 from chatkeep import limits
 from chatkeep.errors import ImportFormatError
+from chatkeep.importers.jsonio import BOM, json_error, open_json
 from chatkeep.importers.model import (
     ParsedExport,
     SourceConversation,
@@ -72,35 +72,18 @@ METADATA_BUDGET = limits.MAX_JSON_BYTES // 2
 _CONVERSATIONS_NAME = re.compile(r"conversations(?:[-_]\d+)?\.json", re.IGNORECASE)
 _KIND_BAD = re.compile(r"[^a-z0-9_.-]+")
 _LABEL_BAD = re.compile(r"[^a-z0-9_-]+")
-_BOM = b"\xef\xbb\xbf"
 _ROLES = {"human": "user", "user": "user", "assistant": "assistant", "system": "system"}
 _FIELD_SEP = "\x1f"
 
 
 # -- JSON reading -------------------------------------------------------------------------
-def _open(source: ExportSource, name: str) -> BinaryIO:
-    handle = source.open_member(name)
-    if isinstance(handle, io.BufferedReader) and handle.peek(3)[:3] == _BOM:
-        handle.read(3)
-    return handle
-
-
-def _json_error(name: str, exc: Exception) -> ImportFormatError:
-    lines = str(exc).strip().splitlines()
-    reason = lines[0].strip() if lines else type(exc).__name__
-    return ImportFormatError(
-        f"{name} is not valid JSON ({reason})",
-        hint="the file is truncated or damaged; download the export again",
-    )
-
-
 def _events(source: ExportSource, name: str) -> Generator[tuple[str, str, Any], None, None]:
     """``ijson`` parse events of a member; malformed JSON raises ImportFormatError."""
-    with _open(source, name) as handle:
+    with open_json(source, name) as handle:
         try:
             yield from ijson.parse(handle, use_float=True)
         except (ijson.JSONError, UnicodeDecodeError) as exc:
-            raise _json_error(name, exc) from None
+            raise json_error(name, exc) from None
 
 
 def _array_items(source: ExportSource, name: str) -> Iterator[Any]:
@@ -120,12 +103,12 @@ def _array_items(source: ExportSource, name: str) -> Iterator[Any]:
 
 def _load(source: ExportSource, name: str) -> Any:
     data = source.read_bytes(name, limit=MAX_SIDE_FILE_BYTES)
-    if data.startswith(_BOM):
+    if data.startswith(BOM):
         data = data[3:]
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise _json_error(name, exc) from None
+        raise json_error(name, exc) from None
 
 
 @dataclass(slots=True)
@@ -146,7 +129,7 @@ def _probe(source: ExportSource, name: str, wanted: set[str]) -> _Probe:
     shape = "other"
     top = ""
     try:
-        with _open(source, name) as handle:
+        with open_json(source, name) as handle:
             for prefix, event, value in ijson.parse(handle, use_float=True):
                 if shape == "other":
                     if event == "start_array":

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import codecs
 import hashlib
-import io
 import mimetypes
 import re
 from collections import Counter
@@ -60,13 +59,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from html.parser import HTMLParser
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import urlsplit
 
 import ijson  # type: ignore[import-untyped]
 
 from chatkeep import limits
 from chatkeep.errors import ImportFormatError
+from chatkeep.importers.jsonio import BOM, json_error, open_json
 from chatkeep.importers.model import (
     ParsedExport,
     SourceConversation,
@@ -82,7 +82,6 @@ PLATFORM = "gemini"
 CONVERSATION_GAP = timedelta(minutes=30)
 #: Records read per file when detecting.
 _DETECT_RECORDS = 20
-_BOM = b"\xef\xbb\xbf"
 _HTML_CHUNK = 256 * 1024
 
 #: Title prefixes of prompt records, longest first within a language.
@@ -658,25 +657,9 @@ def _json_record(reading: _Reading, where: str, raw: object) -> None:
 
 
 # -- JSON files ------------------------------------------------------------------------------
-def _open(source: ExportSource, name: str) -> BinaryIO:
-    handle = source.open_member(name)
-    if isinstance(handle, io.BufferedReader) and handle.peek(3)[:3] == _BOM:
-        handle.read(3)
-    return handle
-
-
-def _json_error(name: str, exc: Exception) -> ImportFormatError:
-    lines = str(exc).strip().splitlines()
-    reason = lines[0].strip() if lines else type(exc).__name__
-    return ImportFormatError(
-        f"{name} is not valid JSON ({reason})",
-        hint="the file is truncated or damaged; download the Takeout again",
-    )
-
-
 def _records(source: ExportSource, name: str, *, limit: int | None = None) -> Iterator[Any]:
     """The elements of the JSON array in ``name``, streamed (at most ``limit``)."""
-    with _open(source, name) as handle:
+    with open_json(source, name) as handle:
         try:
             events = ijson.parse(handle, use_float=True)
             first = next(events)
@@ -692,11 +675,11 @@ def _records(source: ExportSource, name: str, *, limit: int | None = None) -> It
                     return
                 yield item
         except (ijson.JSONError, UnicodeDecodeError, StopIteration) as exc:
-            raise _json_error(name, exc) from None
+            raise json_error(name, exc, again="the Takeout") from None
 
 
 def _starts_array(source: ExportSource, name: str) -> bool:
-    head = source.head(name, 64).removeprefix(_BOM).lstrip()
+    head = source.head(name, 64).removeprefix(BOM).lstrip()
     return head.startswith(b"[")
 
 
@@ -966,7 +949,7 @@ def _read_html(reading: _Reading, name: str) -> None:
 
     builder = TreeBuilder(on_close)
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
-    with _open(reading.source, name) as handle:
+    with open_json(reading.source, name) as handle:
         while chunk := handle.read(_HTML_CHUNK):
             builder.feed(decoder.decode(chunk))
     builder.feed(decoder.decode(b"", final=True))
