@@ -33,6 +33,21 @@ settings.load_profile(os.environ.get("CHATKEEP_HYPOTHESIS_PROFILE", "default"))
 
 BACKENDS = ["sqlite"]
 
+#: The shared export samples (../shared/fixtures beside the checkout, or $CHATKEEP_FIXTURES).
+FIXTURES = Path(
+    os.environ.get(
+        "CHATKEEP_FIXTURES", Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+    )
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Locally, tests that need the shared fixtures skip without them; in CI they must run."""
+    if os.environ.get("CI") and not FIXTURES.is_dir():
+        raise pytest.UsageError(
+            f"CI run without the shared fixtures at {FIXTURES}: the import tests would skip"
+        )
+
 
 @pytest.fixture(autouse=True)
 def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -26,6 +26,9 @@ from chatkeep.validate import check_json_value
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(os.environ.get("CHATKEEP_FIXTURES", REPO / ".." / "shared" / "fixtures"))
+pytestmark = pytest.mark.skipif(
+    not FIXTURES.is_dir(), reason=f"no fixtures at {FIXTURES} (set CHATKEEP_FIXTURES)"
+)
 CLAUDE = FIXTURES / "claude"
 SAMPLE = CLAUDE / "420ai" / "sample-claude-export.json"
 PANCHAT = CLAUDE / "panchat"

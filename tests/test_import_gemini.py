@@ -26,6 +26,9 @@ from chatkeep.validate import check_json_value
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(os.environ.get("CHATKEEP_FIXTURES", REPO / ".." / "shared" / "fixtures"))
+pytestmark = pytest.mark.skipif(
+    not FIXTURES.is_dir(), reason=f"no fixtures at {FIXTURES} (set CHATKEEP_FIXTURES)"
+)
 SAMPLE = FIXTURES / "gemini" / "420ai" / "sample-gemini-export.json"
 PANCHAT = FIXTURES / "gemini" / "panchat" / "gemini_myactivity.json"
 SEARCH = FIXTURES / "gemini" / "panchat" / "takeout_search_myactivity.json"
