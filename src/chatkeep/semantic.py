@@ -95,10 +95,9 @@ def semantic_search(
     """Messages closest in meaning to ``query``, best first (only indexed messages)."""
     check_page(limit, offset)
     chosen = embedder or default_embedder()
-    ranked = _semantic_ranking(store, user_id, query, chosen, filters)
-    window = ranked[offset : offset + limit]
+    ranked = _ranked(store, user_id, query, chosen, filters)
     return SearchPage(
-        hits=tuple(window),
+        hits=tuple(_hits(store, user_id, ranked[offset : offset + limit])),
         limit=limit,
         offset=offset,
         has_more=len(ranked) > offset + limit,
@@ -106,13 +105,15 @@ def semantic_search(
     )
 
 
-def _semantic_ranking(
+def _ranked(
     store: Store,
     user_id: str,
     query: str,
     embedder: Embedder,
     filters: SearchFilters | None,
-) -> list[SearchHit]:
+) -> list[tuple[int, int, float]]:
+    """(message key, best chunk, cosine) of every allowed message, best first. Scoring
+    reads vectors only; messages are looked up for the page alone."""
     if not query.strip():
         return []
     rows = store.vector_rows(user_id, embedder.name, filters)
@@ -124,20 +125,23 @@ def _semantic_ranking(
             f"stored vectors do not match the embedder {embedder.name!r}",
             hint="re-index with 'chatkeep index'",
         )
-    matrix = matrix.reshape(len(rows), embedder.dimension)
-    scores = matrix @ embedder.embed([query])[0]
-    best: dict[str, tuple[float, Any]] = {}
-    for score, row in zip(scores.tolist(), rows, strict=True):
-        if row.message_id not in best or score > best[row.message_id][0]:
-            best[row.message_id] = (score, row)
-    ordered = sorted(best.values(), key=lambda pair: (-pair[0], pair[1].message_id))
-    return [_hit(row, score) for score, row in ordered]
+    scores = matrix.reshape(len(rows), embedder.dimension) @ embedder.embed([query])[0]
+    best: dict[int, tuple[int, float]] = {}
+    for index in np.argsort(-scores, kind="stable").tolist():
+        row = rows[index]
+        if row.pk not in best:  # the first seen is its best chunk
+            best[row.pk] = (row.chunk, float(scores[index]))
+    return [(pk, chunk, score) for pk, (chunk, score) in best.items()]
 
 
-def _hit(row: Any, score: float) -> SearchHit:
+def _hits(store: Store, user_id: str, ranked: list[tuple[int, int, float]]) -> list[SearchHit]:
+    details = {row.pk: row for row in store.vector_details(user_id, [pk for pk, _, _ in ranked])}
+    return [_hit(details[pk], chunk, score) for pk, chunk, score in ranked if pk in details]
+
+
+def _hit(row: Any, chunk: int, score: float) -> SearchHit:
     text = searchable_text(row.content)
-    start = row.chunk * (CHUNK_CHARS - CHUNK_OVERLAP)
-    snippet = text[start : start + 200]
+    start = chunk * (CHUNK_CHARS - CHUNK_OVERLAP)
     return SearchHit(
         conversation_id=row.conversation_id,
         conversation_title=row.title,
@@ -145,7 +149,7 @@ def _hit(row: Any, score: float) -> SearchHit:
         message_id=row.message_id,
         role=row.role,
         created_at=optional_from_text(row.created_at),
-        snippet=snippet,
+        snippet=text[start : start + 200],
         highlights=(),
         score=score,
     )
@@ -165,7 +169,7 @@ def hybrid_search(
     check_page(limit, offset)
     chosen = embedder or default_embedder()
     words = store.search(user_id, query, filters=filters, limit=FUSION_DEPTH).hits
-    meaning = _semantic_ranking(store, user_id, query, chosen, filters)[:FUSION_DEPTH]
+    meaning = _hits(store, user_id, _ranked(store, user_id, query, chosen, filters)[:FUSION_DEPTH])
     fused: dict[tuple[str, str | None], float] = {}
     chosen_hit: dict[tuple[str, str | None], SearchHit] = {}
     for ranking in (words, meaning):

@@ -267,9 +267,12 @@ class Store(Protocol):
     def vector_rows(
         self, user_id: str, embedder: str, filters: SearchFilters | None = None
     ) -> list[Any]:
-        """The user's stored vectors that ``filters`` allow, with their message and
-        conversation (vector, chunk, message_id, role, created_at, content,
-        conversation_id, title, runtime_id)."""
+        """The user's stored vectors that ``filters`` allow: (vector, chunk, pk)."""
+        ...
+
+    def vector_details(self, user_id: str, pks: Sequence[int]) -> list[Any]:
+        """For vector keys: (pk, message_id, role, created_at, content, conversation_id,
+        title, runtime_id) of the user's messages."""
         ...
 
     def rebuild_search_index(self) -> int:

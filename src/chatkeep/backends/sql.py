@@ -1288,6 +1288,11 @@ class SqlStore:
             self._require_user(conn, user_id)
             return self._search.vector_rows(conn, user_id, embedder, chosen)
 
+    def vector_details(self, user_id: str, pks: Sequence[int]) -> list[Any]:
+        check_name("user", user_id)
+        with self._read() as conn:
+            return self._search.vector_details(conn, user_id, pks)
+
     def rebuild_search_index(self) -> int:
         with self._write() as conn:
             return self._search.rebuild(conn)

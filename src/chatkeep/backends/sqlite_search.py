@@ -254,9 +254,7 @@ class SqliteSearch:
         on_conversation, on_message = _conditions(filters, params)
         where = " AND ".join(on_conversation + on_message)
         sql = f"""
-            SELECT v.vector AS vector, v.chunk AS chunk, m.id AS message_id, m.role AS role,
-                   m.created_at AS created_at, m.content AS content,
-                   c.id AS conversation_id, c.title AS title, c.runtime_id AS runtime_id
+            SELECT v.vector AS vector, v.chunk AS chunk, v.message_pk AS pk
             FROM message_vectors v
             JOIN messages m ON m.pk = v.message_pk
             JOIN conversations c ON c.id = m.conversation_id
@@ -264,6 +262,19 @@ class SqliteSearch:
               AND c.user_id = :user AND length(v.vector) > 0 AND {where}
         """  # noqa: S608 - fragments come from the fixed tables above, values are bound
         return list(conn.execute(text(sql), params).all())
+
+    def vector_details(self, conn: Connection, user_id: str, pks: Sequence[int]) -> list[Any]:
+        """The message and conversation behind each vector key (the user's only)."""
+        if not pks:
+            return []
+        sql = text(
+            "SELECT m.pk AS pk, m.id AS message_id, m.role AS role, m.created_at AS created_at,"
+            " m.content AS content, c.id AS conversation_id, c.title AS title,"
+            " c.runtime_id AS runtime_id"
+            " FROM messages m CROSS JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE m.pk IN :pks AND m.user_id = :user AND c.user_id = :user"
+        ).bindparams(bindparam("pks", expanding=True))
+        return list(conn.execute(sql, {"user": user_id, "pks": list(pks)}).all())
 
     def rebuild(self, conn: Connection) -> int:
         """Drop every index entry and derive them again from the messages and titles."""
