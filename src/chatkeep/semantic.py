@@ -11,11 +11,13 @@ similarity (exact, brute force with NumPy) and keeps each message's best chunk.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 
 from chatkeep.errors import InvalidInput
 from chatkeep.model import searchable_text
@@ -95,14 +97,59 @@ def semantic_search(
     """Messages closest in meaning to ``query``, best first (only indexed messages)."""
     check_page(limit, offset)
     chosen = embedder or default_embedder()
-    ranked = _ranked(store, user_id, query, chosen, filters)
+    ranked, more = _ranked(store, user_id, query, chosen, filters, offset + limit)
     return SearchPage(
         hits=tuple(_hits(store, user_id, ranked[offset : offset + limit])),
         limit=limit,
         offset=offset,
-        has_more=len(ranked) > offset + limit,
+        has_more=more,
         query=parse_query(query),
     )
+
+
+@dataclass(slots=True)
+class _Matrix:
+    """A user's vectors of one embedder, in memory, valid for one version."""
+
+    version: tuple[int, int]
+    keys: npt.NDArray[np.int64]
+    chunks: npt.NDArray[np.int64]
+    vectors: npt.NDArray[np.float32]
+
+
+# Per (store, user, embedder); re-read only when the stored vectors change. Bounded.
+_MATRICES: dict[tuple[int, str, str], _Matrix] = {}
+_MATRICES_LOCK = threading.Lock()
+_MAX_MATRICES: Final = 16
+
+
+def _matrix(store: Store, user_id: str, embedder: Embedder) -> _Matrix:
+    key = (id(store), user_id, embedder.name)
+    with _MATRICES_LOCK:
+        cached = _MATRICES.get(key)
+    version, rows = store.vector_snapshot(
+        user_id, embedder.name, cached.version if cached else None
+    )
+    if rows is None and cached is not None:
+        return cached
+    rows = rows or []
+    vectors = np.frombuffer(b"".join(row.vector for row in rows), dtype="<f4")
+    if vectors.size % embedder.dimension:
+        raise InvalidInput(
+            f"stored vectors do not match the embedder {embedder.name!r}",
+            hint="re-index with 'chatkeep index'",
+        )
+    fresh = _Matrix(
+        version=version,
+        keys=np.fromiter((row.pk for row in rows), dtype=np.int64, count=len(rows)),
+        chunks=np.fromiter((row.chunk for row in rows), dtype=np.int64, count=len(rows)),
+        vectors=vectors.reshape(len(rows), embedder.dimension),
+    )
+    with _MATRICES_LOCK:
+        if len(_MATRICES) >= _MAX_MATRICES:
+            _MATRICES.pop(next(iter(_MATRICES)))
+        _MATRICES[key] = fresh
+    return fresh
 
 
 def _ranked(
@@ -111,27 +158,45 @@ def _ranked(
     query: str,
     embedder: Embedder,
     filters: SearchFilters | None,
-) -> list[tuple[int, int, float]]:
-    """(message key, best chunk, cosine) of every allowed message, best first. Scoring
-    reads vectors only; messages are looked up for the page alone."""
+    wanted: int,
+) -> tuple[list[tuple[int, int, float]], bool]:
+    """The best ``wanted`` (message key, best chunk, cosine) the filters allow, best
+    first, and whether more exist. Scoring runs on the in-memory matrix; candidates are
+    checked against ownership and filters in the store, more fetched when too few pass."""
     if not query.strip():
-        return []
-    rows = store.vector_rows(user_id, embedder.name, filters)
-    if not rows:
-        return []
-    matrix = np.frombuffer(b"".join(row.vector for row in rows), dtype="<f4")
-    if matrix.size % embedder.dimension:
-        raise InvalidInput(
-            f"stored vectors do not match the embedder {embedder.name!r}",
-            hint="re-index with 'chatkeep index'",
-        )
-    scores = matrix.reshape(len(rows), embedder.dimension) @ embedder.embed([query])[0]
-    best: dict[int, tuple[int, float]] = {}
-    for index in np.argsort(-scores, kind="stable").tolist():
-        row = rows[index]
-        if row.pk not in best:  # the first seen is its best chunk
-            best[row.pk] = (row.chunk, float(scores[index]))
-    return [(pk, chunk, score) for pk, (chunk, score) in best.items()]
+        return [], False
+    matrix = _matrix(store, user_id, embedder)
+    if not len(matrix.keys):
+        return [], False
+    scores = matrix.vectors @ embedder.embed([query])[0]
+    order = _best_first(scores, max(256, wanted * 16))
+    seen: set[int] = set()
+    allowed: list[tuple[int, int, float]] = []
+    position, step = 0, max(64, wanted * 4)
+    while position < len(order) and len(allowed) <= wanted:
+        batch: list[tuple[int, int, float]] = []
+        while position < len(order) and len(batch) < step:
+            index = order[position]
+            position += 1
+            pk = int(matrix.keys[index])
+            if pk not in seen:  # the first seen is the message's best chunk
+                seen.add(pk)
+                batch.append((pk, int(matrix.chunks[index]), float(scores[index])))
+        passing = store.allowed_message_keys(user_id, [pk for pk, _, _ in batch], filters)
+        allowed += [item for item in batch if item[0] in passing]
+        step *= 4
+        if position == len(order) < len(scores):  # the partial order ran out: sort it all
+            order = _best_first(scores, len(scores))
+    more = len(allowed) > wanted or position < len(order)
+    return allowed[:wanted], more
+
+
+def _best_first(scores: npt.NDArray[np.float32], count: int) -> list[int]:
+    """Indexes of the ``count`` highest scores, highest first (ties by index)."""
+    if count >= len(scores):
+        return np.argsort(-scores, kind="stable").tolist()  # type: ignore[no-any-return]
+    top = np.argpartition(-scores, count - 1)[:count]
+    return top[np.lexsort((top, -scores[top]))].tolist()  # type: ignore[no-any-return]
 
 
 def _hits(store: Store, user_id: str, ranked: list[tuple[int, int, float]]) -> list[SearchHit]:
@@ -169,7 +234,9 @@ def hybrid_search(
     check_page(limit, offset)
     chosen = embedder or default_embedder()
     words = store.search(user_id, query, filters=filters, limit=FUSION_DEPTH).hits
-    meaning = _hits(store, user_id, _ranked(store, user_id, query, chosen, filters)[:FUSION_DEPTH])
+    meaning = _hits(
+        store, user_id, _ranked(store, user_id, query, chosen, filters, FUSION_DEPTH)[0]
+    )
     fused: dict[tuple[str, str | None], float] = {}
     chosen_hit: dict[tuple[str, str | None], SearchHit] = {}
     for ranking in (words, meaning):

@@ -270,6 +270,17 @@ class Store(Protocol):
         """The user's stored vectors that ``filters`` allow: (vector, chunk, pk)."""
         ...
 
+    def allowed_message_keys(
+        self, user_id: str, pks: Sequence[int], filters: SearchFilters | None = None
+    ) -> set[int]:
+        """Which message keys belong to the user and pass ``filters`` (never trashed)."""
+        ...
+
+    def vector_snapshot(self, user_id: str, embedder: str, known: tuple[int, int] | None) -> Any:
+        """(version, rows of (pk, chunk, vector)); rows is None while ``known`` is current,
+        so a caller can keep the vectors in memory and re-read only after a change."""
+        ...
+
     def vector_details(self, user_id: str, pks: Sequence[int]) -> list[Any]:
         """For vector keys: (pk, message_id, role, created_at, content, conversation_id,
         title, runtime_id) of the user's messages."""

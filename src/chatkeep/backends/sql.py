@@ -1288,6 +1288,24 @@ class SqlStore:
             self._require_user(conn, user_id)
             return self._search.vector_rows(conn, user_id, embedder, chosen)
 
+    def allowed_message_keys(
+        self, user_id: str, pks: Sequence[int], filters: SearchFilters | None = None
+    ) -> set[int]:
+        check_name("user", user_id)
+        chosen = filters or SearchFilters()
+        chosen.check()
+        with self._read() as conn:
+            return self._search.allowed_keys(conn, user_id, pks, chosen)
+
+    def vector_snapshot(self, user_id: str, embedder: str, known: tuple[int, int] | None) -> Any:
+        """(version, rows) of the user's vectors; rows is None when ``known`` is current."""
+        check_name("user", user_id)
+        with self._read() as conn:
+            version = self._search.vector_version(conn, user_id, embedder)
+            if version == known:
+                return version, None
+            return version, self._search.all_vectors(conn, user_id, embedder)
+
     def vector_details(self, user_id: str, pks: Sequence[int]) -> list[Any]:
         check_name("user", user_id)
         with self._read() as conn:

@@ -41,6 +41,11 @@ _CANDIDATES = text(
 
 
 @dataclass(frozen=True, slots=True)
+class _Key:
+    pk: int
+
+
+@dataclass(frozen=True, slots=True)
 class _Ranked:
     pk: int | None
     conversation_id: str
@@ -262,6 +267,37 @@ class SqliteSearch:
               AND c.user_id = :user AND length(v.vector) > 0 AND {where}
         """  # noqa: S608 - fragments come from the fixed tables above, values are bound
         return list(conn.execute(text(sql), params).all())
+
+    def allowed_keys(
+        self, conn: Connection, user_id: str, pks: Sequence[int], filters: SearchFilters
+    ) -> set[int]:
+        """Which of these message keys the user owns and the filters allow."""
+        params: dict[str, Any] = {"user": user_id}
+        on_conversation, on_message = _conditions(filters, params)
+        rows = [_Key(pk) for pk in pks]
+        return set(self._allowed(conn, params, on_conversation, on_message, rows))
+
+    def vector_version(self, conn: Connection, user_id: str, embedder: str) -> tuple[int, int]:
+        """Changes whenever the user's vectors of ``embedder`` change (add or delete)."""
+        row = conn.execute(
+            text(
+                "SELECT count(*), coalesce(max(rowid), 0) FROM message_vectors"
+                " WHERE embedder = :embedder AND user_id = :user"
+            ),
+            {"embedder": embedder, "user": user_id},
+        ).one()
+        return int(row[0]), int(row[1])
+
+    def all_vectors(self, conn: Connection, user_id: str, embedder: str) -> list[Any]:
+        return list(
+            conn.execute(
+                text(
+                    "SELECT message_pk AS pk, chunk, vector FROM message_vectors"
+                    " WHERE embedder = :embedder AND user_id = :user AND length(vector) > 0"
+                ),
+                {"embedder": embedder, "user": user_id},
+            ).all()
+        )
 
     def vector_details(self, conn: Connection, user_id: str, pks: Sequence[int]) -> list[Any]:
         """The message and conversation behind each vector key (the user's only)."""

@@ -1,0 +1,113 @@
+"""Semantic top-10 over N stored chunk vectors, beside NumPy brute force on the same vectors.
+
+    .venv/bin/python bench/semantic_latency.py              # 100,000 chunks
+    .venv/bin/python bench/semantic_latency.py --chunks 20000 --quick
+
+The vault gets N one-chunk messages; their vectors (384 dimensions, unit length,
+seeded random) are stored through the store, so the benchmark measures search, not a
+model. Each sample is ``semantic_search(..., limit=10)`` (cached in-memory matrix,
+version check, scoring, partial sort, ownership and filter check, message lookup)
+against ``numpy`` ``matrix @ query`` + ``argpartition`` top-10 on the same matrix,
+interleaved. Target: p50 at most 1.2x brute force.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import chatkeep
+from chatkeep.semantic import semantic_search
+
+DIMENSION = 384
+
+
+class RandomEmbedder:
+    """Seeded unit vectors: stands in for a model, so only search is timed."""
+
+    name = "bench-random-384"
+    dimension = DIMENSION
+
+    def __init__(self, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        vectors = self._rng.standard_normal((len(texts), DIMENSION)).astype(np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="50 runs")
+    args = parser.parse_args()
+    runs = 50 if args.quick else args.runs
+    embedder = RandomEmbedder(1)
+    with tempfile.TemporaryDirectory(prefix="chatkeep-bench-") as scratch:
+        vault = chatkeep.open(home=Path(scratch), create=True)
+        store = vault.store
+        store.add_user("bench")
+        store.create_runtime("bench", "r")
+        started = time.perf_counter()
+        pks: list[int] = []
+        for start in range(0, args.chunks, 10_000):
+            conversation = store.create_conversation("bench", "r").id
+            count = min(10_000, args.chunks - start)
+            store.append_messages(
+                "bench",
+                conversation,
+                [chatkeep.user_message(f"chunk {start + i}") for i in range(count)],
+            )
+        todo = store.messages_to_embed(embedder.name, limit=args.chunks + 10)
+        vectors = embedder.embed([text for _, _, text in todo])
+        store.store_vectors(
+            embedder.name,
+            [
+                (pk, 0, user, vector.astype("<f4").tobytes())
+                for (pk, user, _), vector in zip(todo, vectors, strict=True)
+            ],
+        )
+        pks = [pk for pk, _, _ in todo]
+        print(
+            f"stored {len(pks):,} vectors in {time.perf_counter() - started:.1f} s", file=sys.stderr
+        )
+        matrix = vectors.astype(np.float32)
+        queries = [f"query {i}" for i in range(runs)]
+        semantic_search(store, "bench", "warm", embedder=embedder, limit=10)  # load the matrix
+        mine, brute = [], []
+        for index, query in enumerate(queries):
+            q = embedder.embed([query])[0]
+
+            def ours(text: str = query) -> object:
+                return semantic_search(store, "bench", text, embedder=embedder, limit=10)
+
+            def numpy_top10(vector: np.ndarray = q) -> object:
+                scores = matrix @ vector
+                top = np.argpartition(-scores, 9)[:10]
+                return top[np.argsort(-scores[top])]
+
+            pair = [(mine, ours), (brute, numpy_top10)]
+            if index % 2:
+                pair.reverse()
+            for sink, call in pair:
+                begin = time.perf_counter_ns()
+                call()
+                sink.append((time.perf_counter_ns() - begin) / 1e6)
+        vault.close()
+    p50, base = statistics.median(mine), statistics.median(brute)
+    print(f"semantic top-10 over {len(pks):,} vectors ({DIMENSION} dims), {runs} queries (ms)")
+    print(f"  chatkeep  p50 {p50:7.2f}  p99 {sorted(mine)[int(0.99 * (len(mine) - 1))]:7.2f}")
+    print(f"  numpy     p50 {base:7.2f}  p99 {sorted(brute)[int(0.99 * (len(brute) - 1))]:7.2f}")
+    verdict = "PASS" if p50 / base <= 1.2 else "FAIL"
+    print(f"  ratio {p50 / base:.2f}  target <= 1.2  {verdict}")
+
+
+if __name__ == "__main__":
+    main()
