@@ -50,7 +50,7 @@ def import_export(
     """
     check_name("user", user_id)
     vault.store.get_user(user_id)
-    export = Path(path)
+    export = Path(path).resolve()  # "." must keep a name
     with ExportSource.open(export) as source:
         importer = importers.choose(source, platform)
         sha256, size = _fingerprint(export)

@@ -125,13 +125,19 @@ def recall(
     query = " OR ".join(dict.fromkeys(words))
     filters = SearchFilters(runtime_id=runtime_id, include_archived=True)
     found: list[Recalled] = []
+    seen: set[str] = set()
     used = 0
     offset = 0
     while used < budget:
         page = store.search(user_id, query, filters=filters, limit=50, offset=offset)
         for hit in page.hits:
-            if hit.message_id is None or hit.conversation_id == exclude_conversation_id:
+            if (
+                hit.message_id is None
+                or hit.message_id in seen
+                or hit.conversation_id == exclude_conversation_id
+            ):
                 continue
+            seen.add(hit.message_id)
             message = store.get_message(user_id, hit.message_id)
             text = message.text
             if not text or message.hidden:

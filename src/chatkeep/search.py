@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final
 
 from chatkeep.errors import InvalidInput
@@ -86,12 +86,18 @@ def parse_query(text: str) -> SearchQuery:
 
 def _term(quoted: str | None, bare: str | None) -> Term | None:
     if quoted is not None:
-        words = quoted.split()
+        words = [w for w in quoted.split() if _searchable(w)]
         return Term(" ".join(words), phrase=len(words) > 1) if words else None
     assert bare is not None
     prefix = bare.endswith("*") and len(bare.rstrip("*")) > 0
     word = bare.rstrip("*").strip('"')
-    return Term(word, prefix=prefix) if word else None
+    # Punctuation alone ("&", "-", "…") has no words for the index: ignore it rather
+    # than require an empty phrase, which would match nothing.
+    return Term(word, prefix=prefix) if _searchable(word) else None
+
+
+def _searchable(text: str) -> bool:
+    return any(ch.isalnum() for ch in text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +123,13 @@ class SearchFilters:
             raise InvalidInput(
                 f"unknown role {self.role!r}", hint=f"use one of: {', '.join(ROLES)}"
             )
-        if self.since and self.until and self.since > self.until:
+        if self.since and self.until and _utc(self.since) > _utc(self.until):
             raise InvalidInput("--since is after --until")
+
+
+def _utc(moment: datetime) -> datetime:
+    """Naive means UTC, as everywhere in chatkeep."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -345,7 +345,7 @@ class ImportWriter:
             message_id = new_id("message")
             stored = [self._attachment(f, message_id, existing.id, outcome) for f in message.files]
             parts = _with_file_parts(message.parts, message.files, stored)
-            checked = self._checked(message, parts, outcome)
+            checked = self._checked(message, parts, outcome, stored, message_id, existing.id)
             rows.append(
                 {
                     "id": message_id,
@@ -373,7 +373,15 @@ class ImportWriter:
             existing.message_count += 1
         return rows, attachment_rows
 
-    def _checked(self, message: SourceMessage, parts: list[Part], outcome: ImportOutcome) -> Any:
+    def _checked(
+        self,
+        message: SourceMessage,
+        parts: list[Part],
+        outcome: ImportOutcome,
+        stored: list[Attachment | None],
+        message_id: str,
+        conversation_id: str,
+    ) -> Any:
         role = message.role if message.role in ROLES else "tool"
         if role != message.role:
             outcome.warn(
@@ -390,23 +398,38 @@ class ImportWriter:
             return check_new_message(new, json_checked=True)
         except InvalidInput as error:
             outcome.warn(f"message {message.source_id!r}: {error.message}; content kept as a file")
-            return check_new_message(self._oversized(new, message), json_checked=True)
+            moved = self._oversized(new, message, message_id, conversation_id)
+            stored.append(moved[1])  # a real attachment: readable, and never swept
+            return check_new_message(moved[0], json_checked=True)
 
-    def _oversized(self, new: NewMessage, message: SourceMessage) -> NewMessage:
-        """A message too large (or odd) to store inline: its content as a JSON blob."""
+    def _oversized(
+        self, new: NewMessage, message: SourceMessage, message_id: str, conversation_id: str
+    ) -> tuple[NewMessage, Attachment]:
+        """A message too large (or odd) to store inline: its content as a JSON attachment."""
         encoded = canonical_json([p.to_dict() for p in new.parts if _jsonable(p)])
         sha = self._put(encoded)
+        attachment = Attachment(
+            id=new_id("attachment"),
+            message_id=message_id,
+            conversation_id=conversation_id,
+            sha256=sha,
+            size=len(encoded),
+            mime_type="application/json",
+            name="content.json",
+            created_at=from_text(self._now),
+        )
         preview = next((p.text for p in new.parts if p.kind == "text" and p.text), "")[:4000]
-        return NewMessage(
+        moved = NewMessage(
             role=new.role,
             parts=(
                 Part("text", preview),
-                Part("file", None, {"name": "content.json", "sha256": sha, "size": len(encoded)}),
+                _file_part(SourceFile("content.json", "application/json"), attachment),
             ),
             author=new.author,
             model=new.model,
             metadata={"source_id": message.source_id, "content_moved_to_blob": True},
         )
+        return moved, attachment
 
     def _attachment(
         self, file: SourceFile, message_id: str, conversation_id: str, outcome: ImportOutcome

@@ -30,26 +30,12 @@ from chatkeep.timeutil import optional_from_text, to_text
 TITLE_WEIGHT: Final = 2.0
 #: Words of context a snippet shows around the matches.
 SNIPPET_WORDS: Final = 16
-#: How many of FTS5's best matches to consider first (more are fetched if too few of
-#: them belong to the user and pass the filters).
-FIRST_FETCH: Final = 200
 _IN_CHUNK: Final = 500
-_CANDIDATES = text(
-    "SELECT rowid AS pk, rank FROM messages_fts WHERE messages_fts MATCH :q"
-    " ORDER BY rank LIMIT :fetch"
-)
 
 
 @dataclass(frozen=True, slots=True)
 class _Key:
     pk: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Ranked:
-    pk: int | None
-    conversation_id: str
-    score: float
 
 
 def _term(term: Term) -> str:
@@ -120,45 +106,56 @@ class SqliteSearch:
     ) -> list[SearchHit]:
         if query.empty:
             return []
-        params: dict[str, Any] = {"q": fts5_expression(query), "user": user_id}
+        params: dict[str, Any] = {
+            "q": fts5_expression(query),
+            "user": user_id,
+            "weight": TITLE_WEIGHT,
+            "limit": limit,
+            "offset": offset,
+        }
         on_conversation, on_message = _conditions(filters, params)
-        titles = self._title_ranks(conn, params)
-        wanted = offset + limit
-        fetch = max(FIRST_FETCH, wanted * 4)
-        # FTS5 ranks its matches itself (bm25) far faster than any join can; take the
-        # best `fetch` of them, keep those the user and filters allow, and ask for more
-        # only when too few survive. Snippets are made for the final page alone.
-        while True:
-            candidates = conn.execute(_CANDIDATES, {"q": params["q"], "fetch": fetch}).all()
-            allowed = self._allowed(conn, params, on_conversation, on_message, candidates)
-            scored = [
-                (rank + TITLE_WEIGHT * titles.get(allowed[pk], 0.0), allowed[pk], pk)
-                for pk, rank in candidates
-                if pk in allowed
-            ]
-            exhausted = len(candidates) < fetch
-            if len(scored) >= wanted or exhausted:
-                break
-            fetch *= 4
-        if not on_message and exhausted:
-            # Every matching message is known, so a matching title with none of them is a
-            # title-only match. (With more matches than fetched, the messages fill the page.)
-            scored += self._title_only(params, on_conversation, titles, scored, wanted, conn)
-        scored.sort(key=lambda item: (item[0], item[1], item[2] if item[2] is not None else -1))
-        page = [_Ranked(pk, cid, score) for score, cid, pk in scored[offset:wanted]]
+        # Phase one ranks every match but carries only keys and scores; snippets, the
+        # costly part, are made in phase two for the page alone.
+        page = conn.execute(text(self._ranking_sql(on_conversation, on_message)), params).all()
         return self._hits(conn, params, page)
 
-    def _title_ranks(self, conn: Connection, params: dict[str, Any]) -> dict[str, float]:
-        return {
-            row.conversation_id: float(row.rank)
-            for row in conn.execute(
-                text(
-                    "SELECT conversation_id, bm25(conversations_fts) AS rank"
-                    " FROM conversations_fts WHERE conversations_fts MATCH :q"
-                ),
-                {"q": params["q"]},
+    @staticmethod
+    def _ranking_sql(on_conversation: list[str], on_message: list[str]) -> str:
+        conversation_sql = " AND ".join(on_conversation)
+        message_sql = "".join(f" AND {fragment}" for fragment in on_message)
+        # A title-only match has no message to satisfy message-level filters.
+        title_only = (
+            ""
+            if on_message
+            else f"""
+            UNION ALL
+            SELECT NULL, c.id, :weight * bm25(conversations_fts)
+            FROM conversations_fts
+            JOIN conversations c ON c.id = conversations_fts.conversation_id
+            WHERE conversations_fts MATCH :q AND c.user_id = :user AND {conversation_sql}
+              AND c.id NOT IN (SELECT conversation_id FROM hits)
+            """  # noqa: S608 - fragments come from the fixed tables above, values are bound
+        )
+        return f"""
+            WITH titles AS MATERIALIZED (
+                SELECT conversation_id, bm25(conversations_fts) AS rank
+                FROM conversations_fts WHERE conversations_fts MATCH :q
+            ),
+            hits AS (
+                SELECT m.pk AS pk, c.id AS conversation_id,
+                       bm25(messages_fts) + :weight * coalesce(t.rank, 0) AS score
+                FROM messages_fts
+                JOIN messages m ON m.pk = messages_fts.rowid
+                JOIN conversations c ON c.id = m.conversation_id
+                LEFT JOIN titles t ON t.conversation_id = c.id
+                WHERE messages_fts MATCH :q AND m.user_id = :user AND c.user_id = :user
+                  AND {conversation_sql}{message_sql}
             )
-        }
+            SELECT pk, conversation_id, score FROM hits
+            {title_only}
+            ORDER BY score, conversation_id, pk
+            LIMIT :limit OFFSET :offset
+        """  # noqa: S608 - fragments come from the fixed tables above, values are bound
 
     def _allowed(
         self,
@@ -183,27 +180,6 @@ class SqliteSearch:
             chunk = {**params, "pks": keys[start : start + _IN_CHUNK]}
             allowed.update((row.pk, row.conversation_id) for row in conn.execute(sql, chunk))
         return allowed
-
-    def _title_only(
-        self,
-        params: dict[str, Any],
-        on_conversation: list[str],
-        titles: dict[str, float],
-        scored: list[tuple[float, str, int | None]],
-        wanted: int,
-        conn: Connection,
-    ) -> list[tuple[float, str, int | None]]:
-        """Conversations whose title matches while none of their messages do."""
-        seen = {cid for _, cid, _ in scored}
-        best = sorted((rank, cid) for cid, rank in titles.items() if cid not in seen)[: wanted * 2]
-        if not best:
-            return []
-        conditions = " AND ".join(on_conversation)
-        sql = text(
-            f"SELECT c.id FROM conversations c WHERE c.id IN :ids AND c.user_id = :user AND {conditions}"  # noqa: E501, S608 - fixed fragments, bound values
-        ).bindparams(bindparam("ids", expanding=True))
-        passing = set(conn.scalars(sql, {**params, "ids": [cid for _, cid in best]}))
-        return [(TITLE_WEIGHT * rank, cid, None) for rank, cid in best if cid in passing]
 
     def _hits(
         self, conn: Connection, params: dict[str, Any], page: Sequence[Any]
