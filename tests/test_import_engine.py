@@ -268,3 +268,34 @@ def test_imported_conversations_never_enter_native_runtimes(
     assert all(c.origin == "native" and c.source_id is None for c in native)
     home = store.route("alice", "synth-001")
     assert [m.text for m in store.list_messages("alice", home.id)] == ["native words"]
+
+
+def test_a_newer_export_keeps_the_users_rename_and_moves_the_conversation_up(
+    vault_with_native: chatkeep.Vault, export_dir: Path
+) -> None:
+    run(vault_with_native, parsed(first_export()), export_dir)
+    store = vault_with_native.store
+    conv = next(
+        c
+        for c in store.list_conversations("alice", runtime_id="chatgpt-alice-001")
+        if c.source_id == "conv-1"
+    )
+    store.rename_conversation("alice", conv.id, "my own name")
+    newer = first_export()
+    newer[0].messages.append(message("d", "b", "follow-up", 3))
+    newer[0].title = "the export's new title"
+    newer[0].updated_at = T0 + timedelta(days=1000)
+    run(vault_with_native, parsed(newer), export_dir)
+    after = store.get_conversation("alice", conv.id)
+    assert after.title == "my own name"
+    assert after.updated_at == T0 + timedelta(days=1000)
+    # Without a rename, the export's title is followed.
+    other = next(
+        c
+        for c in store.list_conversations("alice", runtime_id="chatgpt-alice-001")
+        if c.source_id == "conv-2"
+    )
+    renamed = first_export()
+    renamed[1].title = "fresh title"
+    run(vault_with_native, parsed(renamed), export_dir)
+    assert store.get_conversation("alice", other.id).title == "fresh title"

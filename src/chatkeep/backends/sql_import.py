@@ -29,7 +29,7 @@ from chatkeep.importers.model import ParsedExport, SourceFile, SourceMessage
 from chatkeep.importers.source import ExportSource
 from chatkeep.model import ROLES, Attachment, NewMessage, Part, canonical_json
 from chatkeep.timeutil import from_text, to_text, utcnow
-from chatkeep.validate import check_new_message, check_short_text, encode_json_object
+from chatkeep.validate import check_new_message, check_short_text, decode_json, encode_json_object
 
 Progress = Callable[[int, int], None]
 _LABEL_RE = re.compile(r"[^a-z0-9]+")
@@ -64,6 +64,9 @@ class _Existing:
     active_leaf_id: str | None
     title: str
     messages: dict[str, str]  # source id -> message id
+    source_title: str | None = None  # the title the export gave it last time
+    updated_at: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 class ImportWriter:
@@ -185,7 +188,10 @@ class ImportWriter:
                 source_platform=platform,
                 source_id=conv.source_id if conv else None,
                 import_id=import_id,
-                metadata=self._json_object("conversation metadata", conv.metadata if conv else {}),
+                metadata=self._json_object(
+                    "conversation metadata",
+                    {**conv.metadata, "source_title": title} if conv else {},
+                ),
             )
         )
         return conversation_id
@@ -266,6 +272,8 @@ class ImportWriter:
                 c.c.total_cost,
                 c.c.active_leaf_id,
                 c.c.title,
+                c.c.updated_at,
+                c.c.metadata,
             ).where(
                 c.c.user_id == self._user,
                 c.c.runtime_id == runtime_id,
@@ -290,6 +298,9 @@ class ImportWriter:
             active_leaf_id=row.active_leaf_id,
             title=row.title,
             messages=known,
+            source_title=decode_json(row.metadata).get("source_title"),
+            updated_at=row.updated_at,
+            metadata=decode_json(row.metadata),
         )
 
     def _write_conversation(
@@ -304,10 +315,11 @@ class ImportWriter:
         title = _title(conv.title)
         existing = self._existing(runtime_id, conv.source_id)
         if existing is None:
-            conversation_id = self._insert_conversation(
+            self._insert_conversation(
                 runtime_id, title=title, source=prepared, import_id=import_id, platform=platform
             )
-            existing = _Existing(conversation_id, 0, 0, 0.0, None, title, {})
+            existing = self._existing(runtime_id, conv.source_id)
+            assert existing is not None  # just inserted, in this transaction
             outcome.add("conversations_added")
             is_new = True
         else:
@@ -317,10 +329,20 @@ class ImportWriter:
         self._insert_many(self._insert_message, rows)
         self._insert_many(self._insert_attachment, attachments)
         leaf = existing.messages.get(prepared.active_leaf_source_id or "")
-        changed = bool(rows) or leaf != existing.active_leaf_id or title != existing.title
+        # A title the user changed since the last import is theirs; otherwise follow the
+        # export's. The export's title is remembered either way.
+        renamed = existing.source_title is not None and existing.title != existing.source_title
+        new_title = existing.title if renamed else title
+        changed = (
+            bool(rows)
+            or leaf != existing.active_leaf_id
+            or new_title != existing.title
+            or (not is_new and existing.source_title != title)
+        )
         if not is_new:
             outcome.add("conversations_updated" if changed else "conversations_unchanged")
         if changed:
+            source_time = to_text(conv.updated_at) if conv.updated_at else None
             self._conn.execute(
                 update(t.conversations)
                 .where(t.conversations.c.id == existing.id)
@@ -329,8 +351,14 @@ class ImportWriter:
                     total_tokens=existing.total_tokens,
                     total_cost=existing.total_cost,
                     active_leaf_id=leaf,
-                    title=title,
+                    title=new_title,
                     import_id=import_id,
+                    updated_at=max(
+                        filter(None, (existing.updated_at, source_time)), default=self._now
+                    ),
+                    metadata=self._json_object(
+                        "conversation metadata", {**existing.metadata, "source_title": title}
+                    ),
                 )
             )
         outcome.add("messages_added", len(rows))
