@@ -163,6 +163,8 @@ def _ranked(
     """The best ``wanted`` (message key, best chunk, cosine) the filters allow, best
     first, and whether more exist. Scoring runs on the in-memory matrix; candidates are
     checked against ownership and filters in the store, more fetched when too few pass."""
+    if filters is not None and filters.runtime_id is not None:
+        store.get_runtime(user_id, filters.runtime_id)  # a clear error, as full text gives
     if not query.strip():
         return [], False
     matrix = _matrix(store, user_id, embedder)
