@@ -250,3 +250,15 @@ def test_a_vvault_tree_becomes_one_imported_runtime_per_runtime(
     assert again.record.counts.get("conversations_added", 0) == 0
     assert again.record.counts.get("messages_added", 0) == 0
     assert home.doctor() == []
+
+
+def test_again_brings_back_what_was_deleted_since(home: chatkeep.Vault) -> None:
+    sample = FIXTURES / "chatgpt/librechat/chatgpt-tree.json"
+    first = import_export(home, "alice", sample)
+    (conversation,) = stored_conversations(home, first.record.runtime_id)
+    home.store.delete_conversation("alice", conversation.id)
+    assert import_export(home, "alice", sample).already_imported
+    assert stored_conversations(home, first.record.runtime_id) == []
+    again = import_export(home, "alice", sample, again=True)
+    assert again.record.counts["conversations_added"] == 1
+    assert len(stored_conversations(home, first.record.runtime_id)) == 1

@@ -869,9 +869,19 @@ def _highlighted(snippet: str, spans: Sequence[tuple[int, int]]) -> str:
     help="Skip detection: read the export as this format.",
 )
 @click.option("--dry-run", is_flag=True, help="Report what would change; change nothing.")
+@click.option(
+    "--again",
+    is_flag=True,
+    help="Merge a file imported before anyway (brings back what you deleted since).",
+)
 @json_option
 def import_command(
-    path: Path, user_name: str | None, platform: str | None, dry_run: bool, as_json: bool
+    path: Path,
+    user_name: str | None,
+    platform: str | None,
+    dry_run: bool,
+    again: bool,
+    as_json: bool,
 ) -> None:
     """Import an export from ChatGPT, Claude, Gemini or a VVAULT Markdown tree.
 
@@ -886,7 +896,13 @@ def import_command(
     state.explicit_user = user_name or state.explicit_user
     with _import_progress(enabled=not as_json) as progress:
         result = import_export(
-            state.vault, state.user, path, platform=platform, dry_run=dry_run, progress=progress
+            state.vault,
+            state.user,
+            path,
+            platform=platform,
+            dry_run=dry_run,
+            again=again,
+            progress=progress,
         )
     shape = {
         **shapes.import_record(result.record),
@@ -899,6 +915,7 @@ def import_command(
     record = result.record
     if result.already_imported:
         say(f"{path.name} was imported already ({record.id}, {record.platform}); nothing changed")
+        say("(--again merges it anyway, bringing back anything deleted since)")
         return
     verb = "Would import" if dry_run else "Imported"
     say(f"{verb} {record.platform} export {record.file_name} into runtime {record.runtime_id}")

@@ -41,12 +41,14 @@ def import_export(
     *,
     platform: str | None = None,
     dry_run: bool = False,
+    again: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> ImportResult:
     """Import the export at ``path`` (a zip, a folder or a file) for ``user_id``.
 
     The same file imported again changes nothing and returns the earlier record with
-    ``already_imported``. A failing import leaves the vault as it was.
+    ``already_imported``; with ``again`` it is merged anyway (restoring what was deleted
+    since, adding nothing twice). A failing import leaves the vault as it was.
     """
     check_name("user", user_id)
     vault.store.get_user(user_id)
@@ -55,7 +57,7 @@ def import_export(
         importer = importers.choose(source, platform)
         sha256, size = _fingerprint(export)
         earlier = vault.store.find_import(user_id, sha256)
-        if earlier is not None:
+        if earlier is not None and not again:
             return ImportResult(record=earlier, dry_run=dry_run, already_imported=True)
         parsed = importer.parse(source)
         import_id = new_id("import")
