@@ -11,18 +11,18 @@ on stderr, which the tests require to be empty.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import itertools
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 import chatkeep
+
+from .helpers import load_script
 
 WORKERS = Path(__file__).parent / "workers"
 APPENDER = WORKERS / "concurrent_appender.py"
@@ -31,17 +31,7 @@ RUNTIME = "busy"
 READY_TIMEOUT = 60.0
 
 
-def _load_appender() -> ModuleType:
-    """The worker script as a module, for the message and attachment contents it sends."""
-    spec = importlib.util.spec_from_file_location("chatkeep_concurrent_appender", APPENDER)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-appender = _load_appender()
+appender = load_script("chatkeep_concurrent_appender", APPENDER)
 
 
 @dataclass(frozen=True, slots=True)

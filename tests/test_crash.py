@@ -15,7 +15,6 @@ vault is removed to keep ``tmp_path`` small.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import random
 import shutil
 import signal
@@ -27,11 +26,12 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 import chatkeep
+
+from .helpers import load_script
 
 WORKERS = Path(__file__).parent / "workers"
 WRITER = WORKERS / "crash_writer.py"
@@ -45,18 +45,7 @@ MID_DELAY = (0.05, 0.4)
 READY_TIMEOUT = 60.0
 
 
-def _load_writer() -> ModuleType:
-    """The worker script as a module, for its :func:`payload` (the single source of
-    what the child sends)."""
-    spec = importlib.util.spec_from_file_location("chatkeep_crash_writer", WRITER)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-writer = _load_writer()
+writer = load_script("chatkeep_crash_writer", WRITER)
 
 
 @dataclass(frozen=True, slots=True)
