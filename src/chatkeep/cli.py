@@ -919,12 +919,7 @@ def import_command(
         return
     verb = "Would import" if dry_run else "Imported"
     say(f"{verb} {record.platform} export {record.file_name} into runtime {record.runtime_id}")
-    for key, value in record.counts.items():
-        say(f"  {key.replace('_', ' ')}: {value}")
-    for warning in record.warnings[:20]:
-        say(f"  warning: {warning}")
-    if len(record.warnings) > 20:
-        say(f"  ... {len(record.warnings) - 20} more warnings (see --json)")
+    _say_record(record, most_warnings=20)
     if not dry_run:
         say(f"Open it with: chatkeep ls --runtime {record.runtime_id}")
 
@@ -977,10 +972,18 @@ def imports_show(import_id: str, as_json: bool) -> None:
     say(f"{record.id}: {record.platform} export {record.file_name} -> {record.runtime_id}")
     say(f"file: {record.file_size} bytes, sha256 {record.file_sha256}")
     say(f"kept at: {record.stored_path or '(not kept)'}")
+    _say_record(record, most_warnings=None)
+
+
+def _say_record(record: Any, *, most_warnings: int | None) -> None:
+    """An import record's counts and warnings (the first ``most_warnings`` of them)."""
     for key, value in record.counts.items():
         say(f"  {key.replace('_', ' ')}: {value}")
-    for warning in record.warnings:
+    shown = record.warnings if most_warnings is None else record.warnings[:most_warnings]
+    for warning in shown:
         say(f"  warning: {warning}")
+    if len(record.warnings) > len(shown):
+        say(f"  ... {len(record.warnings) - len(shown)} more warnings (see --json)")
 
 
 # -- settings --------------------------------------------------------------------
