@@ -19,7 +19,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 import orjson
 
-from chatkeep import location, render, shapes
+from chatkeep import location, render, shapes, tokens
 from chatkeep.errors import ChatkeepError, InvalidInput, NotFound
 from chatkeep.model import ConversationState, NewAttachment, NewMessage, Part
 from chatkeep.search import SearchFilters
@@ -255,6 +255,93 @@ def user_ls(as_json: bool) -> None:
         return
     for u in users:
         say(u.id + (f"  {u.display_name}" if u.display_name else ""))
+
+
+# -- server ----------------------------------------------------------------------
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--secure-cookies", is_flag=True, help="Mark cookies Secure (behind an HTTPS proxy).")
+def serve(host: str, port: int, secure_cookies: bool) -> None:
+    """Run the HTTP API and the web UI on this vault (loopback only by default).
+
+    Prints a login link for the acting user; it works while this server runs. API
+    clients use bearer tokens ('chatkeep token create'). An assistant replies in the
+    web UI when CHATKEEP_LLM_BASE_URL (and CHATKEEP_LLM_MODEL, CHATKEEP_LLM_API_KEY)
+    name an OpenAI-compatible endpoint. Stop with Ctrl-C.
+    """
+    import secrets
+
+    import uvicorn
+
+    from chatkeep.server import ServerConfig, create_app
+    from chatkeep.server.llm import LlmConfig
+
+    state = _state()
+    user_id = state.user
+    code = secrets.token_urlsafe(24)
+    llm = LlmConfig.from_env()
+    config = ServerConfig(
+        login_code=code, login_user=user_id, llm=llm, secure_cookies=secure_cookies
+    )
+    app = create_app(state.vault, config)
+    shown = f"[{host}]" if ":" in host else host
+    say(f"chatkeep {state.vault.root} serving at http://{shown}:{port}/")
+    say(f"open this in a browser to log in as {user_id}: http://{shown}:{port}/#login={code}")
+    say(f"assistant: {llm.model} at {llm.base_url}" if llm else "assistant: none configured")
+    if host not in _LOOPBACK:
+        click.echo("warning: listening beyond this machine; put HTTPS in front of it", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+# -- API tokens ------------------------------------------------------------------
+@cli.group()
+def token() -> None:
+    """Create, list and revoke the acting user's HTTP API tokens."""
+
+
+@token.command("create")
+@click.option("--name", default="api", show_default=True, help="What the token is for.")
+@json_option
+def token_create(name: str, as_json: bool) -> None:
+    """Create a bearer token. Its secret is printed once and never stored."""
+    state = _state()
+    created, secret = tokens.issue_token(state.store, state.user, name=name)
+    if as_json:
+        emit_json({**shapes.token(created), "secret": secret})
+        return
+    say(secret)
+    click.echo(
+        f"token {created.id} for {state.user}: keep the secret above; it is not shown again",
+        err=True,
+    )
+
+
+@token.command("ls")
+@json_option
+def token_ls(as_json: bool) -> None:
+    """List the acting user's tokens (never their secrets)."""
+    state = _state()
+    listed = state.store.list_tokens(state.user)
+    if as_json:
+        emit_json([shapes.token(t) for t in listed])
+        return
+    for item in listed:
+        status = f"revoked {item.revoked_at:%Y-%m-%d %H:%M}" if item.revoked_at else "live"
+        say(f"{item.id}  {item.created_at:%Y-%m-%d %H:%M}  {status:<22}  {item.name}")
+
+
+@token.command("revoke")
+@click.argument("token_id", metavar="TOKEN_ID")
+@json_option
+def token_revoke(token_id: str, as_json: bool) -> None:
+    """Revoke token TOKEN_ID (from 'token ls'); it stops working at once."""
+    state = _state()
+    revoked = state.store.revoke_token(state.user, token_id)
+    emit_json(shapes.token(revoked)) if as_json else say(f"revoked {revoked.id}")
 
 
 # -- runtimes --------------------------------------------------------------------

@@ -11,6 +11,8 @@ The tree::
     │       └── ArchiveLimitExceeded   archive_limit       6   413
     ├── NotFound                       not_found           4   404
     ├── Conflict                       conflict            5   409
+    ├── Unauthorized                   unauthorized       10   401
+    ├── UpstreamError                  upstream_failed    11   502
     ├── VaultError                     vault_error         8   500
     │   ├── VaultNotInitialised        vault_missing       8   500
     │   ├── VaultTooNew                vault_too_new       8   500
@@ -42,8 +44,10 @@ __all__ = [
     "StorageError",
     "StorageFull",
     "StoreBusy",
+    "Unauthorized",
     "UnsafeArchive",
     "UnsafeLocation",
+    "UpstreamError",
     "VaultError",
     "VaultNotInitialised",
     "VaultTooNew",
@@ -127,6 +131,22 @@ class Conflict(ChatkeepError):
     code = "conflict"
     exit_code = 5
     http_status = 409
+
+
+class Unauthorized(ChatkeepError):
+    """No credentials, or a token that is unknown or revoked."""
+
+    code = "unauthorized"
+    exit_code = 10
+    http_status = 401
+
+
+class UpstreamError(ChatkeepError):
+    """A service chatkeep calls (an OpenAI-compatible endpoint) failed or is not set up."""
+
+    code = "upstream_failed"
+    exit_code = 11
+    http_status = 502
 
 
 class VaultError(ChatkeepError):

@@ -157,6 +157,24 @@ def write_content_addressed(
         raise
 
 
+def new_spool(directory: Path, name: str) -> tuple[BinaryIO, Path]:
+    """A new private file ``name`` for data arriving in pieces (an upload), alone in a
+    fresh temp folder under ``directory`` so it keeps the name its sender gave it.
+
+    The folder carries the temp prefix, so a process killed while filling it leaves
+    nothing that :func:`remove_stale_temp` will not clear. The caller closes the file
+    and removes the folder (:func:`remove_tree` of ``path.parent``).
+    """
+    folder = directory / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+    ensure_dir(folder)
+    path = folder / name
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        _raise_storage(exc, f"create {name}")
+    return os.fdopen(fd, "wb"), path
+
+
 def sync_files(paths: Iterable[Path]) -> None:
     """fsync files written with ``durable=False``, then their directories, once each."""
     directories = set()
@@ -215,5 +233,9 @@ def remove_stale_temp(directory: Path, *, older_than: float) -> int:
     """
     removed = 0
     for path in stale_temp_files(directory, older_than=older_than):
-        removed += remove_file(path)
+        if path.is_dir():  # an upload's spool folder
+            remove_tree(path)
+            removed += 1
+        else:
+            removed += remove_file(path)
     return removed

@@ -2,7 +2,8 @@
 
 Two families:
 
-* **Minted ids** for conversations (``c_``), messages (``m_``) and attachments (``a_``):
+* **Minted ids** for conversations (``c_``), messages (``m_``), attachments (``a_``),
+  imports (``i_``), API tokens (``t_``) and server jobs (``j_``):
   a kind prefix and a ULID (48-bit millisecond time + 80 random bits, Crockford base32).
   They sort by creation time and are strictly increasing within one process, so
   ``ORDER BY id`` is creation order even inside one millisecond.
@@ -26,13 +27,15 @@ from typing import Final, Literal
 from chatkeep.errors import InvalidId
 from chatkeep.limits import MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_SETTING_KEY_LENGTH
 
-IdKind = Literal["conversation", "message", "attachment", "import"]
+IdKind = Literal["conversation", "message", "attachment", "import", "token", "job"]
 
 _PREFIX: Final[dict[IdKind, str]] = {
     "conversation": "c",
     "message": "m",
     "attachment": "a",
     "import": "i",
+    "token": "t",
+    "job": "j",
 }
 _CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ULID_RE: Final = "[0-7][0-9A-HJKMNP-TV-Z]{25}"

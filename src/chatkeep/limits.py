@@ -50,3 +50,11 @@ MAX_MEMBER_NAME_BYTES: Final = 1024
 MAX_IMPORT_WARNINGS: Final = 1_000
 #: Most rows one listing returns when the caller asks for "all".
 MAX_PAGE_SIZE: Final = 10_000
+#: Largest JSON request body the HTTP API reads (a message at its limit fits, escaped).
+MAX_REQUEST_BYTES: Final = 4 * MAX_MESSAGE_BYTES
+#: Largest export uploaded to the HTTP API for import (streamed to disk, never to memory).
+MAX_UPLOAD_BYTES: Final = 8 * 1024**3
+#: Most import jobs one server process remembers (finished ones are forgotten oldest first).
+MAX_REMEMBERED_JOBS: Final = 200
+#: How long the server waits for an OpenAI-compatible endpoint (seconds).
+LLM_TIMEOUT_SECONDS: Final = 120.0

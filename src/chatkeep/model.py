@@ -96,6 +96,17 @@ class User:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiToken:
+    """A bearer token of the HTTP API, as listed: its secret is never kept."""
+
+    id: str
+    user_id: str
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class Runtime:
     """An assistant identity; its ``config`` holds model, instructions, tools, memories."""
 

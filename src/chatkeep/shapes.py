@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from chatkeep.model import (
+    ApiToken,
     Attachment,
     Branch,
     Conversation,
@@ -24,7 +25,7 @@ from chatkeep.search import SearchHit, SearchPage
 from chatkeep.store import DeleteReport
 
 
-def _time(moment: datetime | None) -> str | None:
+def time_text(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
@@ -32,7 +33,16 @@ def user(value: User) -> dict[str, Any]:
     return {
         "id": value.id,
         "display_name": value.display_name,
-        "created_at": _time(value.created_at),
+        "created_at": time_text(value.created_at),
+    }
+
+
+def token(value: ApiToken) -> dict[str, Any]:
+    return {
+        "id": value.id,
+        "name": value.name,
+        "created_at": time_text(value.created_at),
+        "revoked_at": time_text(value.revoked_at),
     }
 
 
@@ -44,8 +54,8 @@ def runtime(value: Runtime) -> dict[str, Any]:
         "config": value.config,
         "primary_conversation_id": value.primary_conversation_id,
         "source_platform": value.source_platform,
-        "created_at": _time(value.created_at),
-        "updated_at": _time(value.updated_at),
+        "created_at": time_text(value.created_at),
+        "updated_at": time_text(value.updated_at),
     }
 
 
@@ -72,9 +82,9 @@ def conversation(value: Conversation) -> dict[str, Any]:
         ),
         "is_primary": value.is_primary,
         "pinned": value.pinned,
-        "created_at": _time(value.created_at),
-        "updated_at": _time(value.updated_at),
-        "trashed_at": _time(value.trashed_at),
+        "created_at": time_text(value.created_at),
+        "updated_at": time_text(value.updated_at),
+        "trashed_at": time_text(value.trashed_at),
         "source": (
             {
                 "platform": value.source_platform,
@@ -95,7 +105,7 @@ def attachment(value: Attachment) -> dict[str, Any]:
         "mime_type": value.mime_type,
         "size": value.size,
         "sha256": value.sha256,
-        "created_at": _time(value.created_at),
+        "created_at": time_text(value.created_at),
     }
 
 
@@ -108,7 +118,7 @@ def message(value: Message) -> dict[str, Any]:
         "role": value.role,
         "author": value.author,
         "parts": [part.to_dict() for part in value.parts],
-        "created_at": _time(value.created_at),
+        "created_at": time_text(value.created_at),
         "model": value.model,
         "tokens": value.tokens,
         "cost": value.cost,
@@ -138,8 +148,8 @@ def import_record(value: ImportRecord) -> dict[str, Any]:
         "stored_path": value.stored_path,
         "counts": value.counts,
         "warnings": list(value.warnings),
-        "started_at": _time(value.started_at),
-        "finished_at": _time(value.finished_at),
+        "started_at": time_text(value.started_at),
+        "finished_at": time_text(value.finished_at),
     }
 
 
@@ -150,7 +160,7 @@ def search_hit(value: SearchHit) -> dict[str, Any]:
         "runtime_id": value.runtime_id,
         "message_id": value.message_id,
         "role": value.role,
-        "created_at": _time(value.created_at),
+        "created_at": time_text(value.created_at),
         "snippet": value.snippet,
         "highlights": [list(span) for span in value.highlights],
         "score": value.score,
@@ -164,7 +174,7 @@ def recalled(value: Recalled) -> dict[str, Any]:
         "runtime_id": value.runtime_id,
         "message_id": value.message_id,
         "role": value.role,
-        "created_at": _time(value.created_at),
+        "created_at": time_text(value.created_at),
         "text": value.text,
         "truncated": value.truncated,
         "score": value.score,

@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 from chatkeep.importers.model import ParsedExport
 from chatkeep.importers.source import ExportSource
 from chatkeep.model import (
+    ApiToken,
     Attachment,
     Branch,
     Conversation,
@@ -213,6 +214,23 @@ class Store(Protocol):
     def delete_setting(self, user_id: str, key: str) -> None: ...
 
     def list_settings(self, user_id: str, *, prefix: str | None = None) -> dict[str, Any]: ...
+
+    # -- API tokens ----------------------------------------------------------------
+    def add_token(self, user_id: str, *, name: str, token_sha256: str) -> ApiToken:
+        """Keep a new token by the sha256 of its secret (see :mod:`chatkeep.tokens`)."""
+        ...
+
+    def list_tokens(self, user_id: str) -> list[ApiToken]:
+        """The user's tokens, revoked ones included, oldest first."""
+        ...
+
+    def revoke_token(self, user_id: str, token_id: str) -> ApiToken:
+        """Revoke a token at once; revoking it again changes nothing."""
+        ...
+
+    def token_owner(self, token_sha256: str) -> tuple[str, str] | None:
+        """(user id, token id) of the live token with this hash, or None."""
+        ...
 
     # -- imports -------------------------------------------------------------------
     def write_import(

@@ -147,3 +147,14 @@ settings = Table(
     Column("value", Text, nullable=False),
     Column("updated_at", String, nullable=False),
 )
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("user_id", String, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("token_sha256", String, nullable=False, unique=True),
+    Column("created_at", String, nullable=False),
+    Column("revoked_at", String),
+)

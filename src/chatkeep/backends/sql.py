@@ -57,6 +57,7 @@ from chatkeep.ids import check_id, check_name, check_setting_key, new_id, primar
 from chatkeep.importers.model import ParsedExport
 from chatkeep.importers.source import ExportSource
 from chatkeep.model import (
+    ApiToken,
     Attachment,
     Branch,
     Conversation,
@@ -997,6 +998,56 @@ class SqlStore:
             if prefix is None or row.key == prefix or row.key.startswith(prefix + ".")
         }
 
+    # -- API tokens ----------------------------------------------------------------
+    def add_token(self, user_id: str, *, name: str, token_sha256: str) -> ApiToken:
+        check_short_text("token name", name, required=True)
+        token = ApiToken(
+            id=new_id("token"), user_id=user_id, name=name, created_at=utcnow(), revoked_at=None
+        )
+        with self._write() as conn:
+            self._require_user(conn, user_id)
+            conn.execute(
+                insert(t.api_tokens).values(
+                    id=token.id,
+                    user_id=user_id,
+                    name=name,
+                    token_sha256=token_sha256,
+                    created_at=to_text(token.created_at),
+                )
+            )
+        return token
+
+    def list_tokens(self, user_id: str) -> list[ApiToken]:
+        k = t.api_tokens
+        with self._read() as conn:
+            self._require_user(conn, user_id)
+            rows = conn.execute(select(k).where(k.c.user_id == user_id).order_by(k.c.id)).all()
+        return [_token(row) for row in rows]
+
+    def revoke_token(self, user_id: str, token_id: str) -> ApiToken:
+        check_name("user", user_id)
+        check_id("token", token_id)
+        k = t.api_tokens
+        mine = (k.c.id == token_id) & (k.c.user_id == user_id)
+        with self._write() as conn:
+            conn.execute(
+                update(k).where(mine, k.c.revoked_at.is_(None)).values(revoked_at=to_text(utcnow()))
+            )
+            row = conn.execute(select(k).where(mine)).first()
+        if row is None:
+            raise NotFound(f"no token {token_id}")
+        return _token(row)
+
+    def token_owner(self, token_sha256: str) -> tuple[str, str] | None:
+        k = t.api_tokens
+        with self._read() as conn:
+            row = conn.execute(
+                select(k.c.user_id, k.c.id).where(
+                    k.c.token_sha256 == token_sha256, k.c.revoked_at.is_(None)
+                )
+            ).first()
+        return None if row is None else (row.user_id, row.id)
+
     # -- shared row access ---------------------------------------------------------
     def _conversation_row(
         self, conn: Connection, user_id: str, conversation_id: str, *, required: bool = True
@@ -1510,6 +1561,16 @@ class SqlStore:
 # -- row conversion ---------------------------------------------------------------
 def _user_not_found(user_id: str) -> NotFound:
     return NotFound(f"no user {user_id!r}", hint="create it with 'chatkeep user add NAME'")
+
+
+def _token(row: Any) -> ApiToken:
+    return ApiToken(
+        id=row.id,
+        user_id=row.user_id,
+        name=row.name,
+        created_at=from_text(row.created_at),
+        revoked_at=from_text(row.revoked_at) if row.revoked_at else None,
+    )
 
 
 def _user(row: Row[Any]) -> User:

@@ -269,9 +269,30 @@ def m0004_message_vectors(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
+_M0005 = [
+    """
+    CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY NOT NULL,        -- minted t_<ulid>; shown, never secret
+        user_id TEXT NOT NULL REFERENCES users(id),
+        name TEXT NOT NULL,                  -- what the token is for, as its owner said
+        token_sha256 TEXT NOT NULL UNIQUE,   -- the secret itself is never stored
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    )
+    """,
+    "CREATE INDEX api_tokens_by_user ON api_tokens (user_id)",
+]
+
+
+def m0005_api_tokens(conn: Connection) -> None:
+    for statement in _M0005:
+        conn.exec_driver_sql(statement)
+
+
 MIGRATIONS: list[Migration] = [
     Migration("m0001_initial", m0001_initial),
     Migration("m0002_imports", m0002_imports),
     Migration("m0003_full_text_search", m0003_full_text_search),
     Migration("m0004_message_vectors", m0004_message_vectors),
+    Migration("m0005_api_tokens", m0005_api_tokens),
 ]
