@@ -88,3 +88,15 @@ def alice(store: Store) -> str:
 def bob(store: Store) -> str:
     store.add_user("bob")
     return "bob"
+
+
+@pytest.fixture
+def servers() -> Iterator[list[object]]:
+    """Servers a test starts (``server_helpers.start_server``) are stopped at its end."""
+    from tests.server_helpers import Served
+
+    started: list[object] = []
+    yield started
+    for server in started:
+        assert isinstance(server, Served)
+        server.stop()

@@ -451,14 +451,14 @@ async def reply(
     """Ask the configured OpenAI-compatible endpoint to answer ``parent_id`` (default:
     the active leaf). Streams server-sent events ``delta`` ({text}), then ``done`` (the
     stored message) or ``error``. The reply is stored even if the client goes away."""
+    store = _store(request)
+    conversation = await run_in_threadpool(store.get_conversation, who.user_id, conversation_id)
     config: LlmConfig | None = request.app.state.config.llm
     if config is None:
         raise UpstreamError(
             "no assistant is configured on this server",
             hint="set CHATKEEP_LLM_BASE_URL (and CHATKEEP_LLM_MODEL, CHATKEEP_LLM_API_KEY)",
         )
-    store = _store(request)
-    conversation = await run_in_threadpool(store.get_conversation, who.user_id, conversation_id)
     leaf = body.parent_id or conversation.active_leaf_id
     if leaf is None:
         raise InvalidInput("there is nothing to reply to yet")

@@ -134,17 +134,34 @@ class BodyLimit:
             await error_response(_too_large(limit))(scope, receive, send)
             return
         seen = 0
+        exceeded = False
+        responded = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    exceeded = True
                     raise _too_large(limit)
             return message
 
-        await self.app(scope, counted, send)
+        async def unless_exceeded(message: Message) -> None:
+            # FastAPI turns any error while it parses a JSON body into a 400: once the
+            # limit is passed, whatever the app answers is replaced by the 413.
+            nonlocal responded
+            if not exceeded:
+                responded = True
+                await send(message)
+
+        try:
+            await self.app(scope, counted, unless_exceeded)
+        except LimitExceeded:
+            if not exceeded:
+                raise
+        if exceeded and not responded:
+            await error_response(_too_large(limit))(scope, receive, send)
 
 
 def _too_large(limit: int) -> LimitExceeded:

@@ -72,29 +72,34 @@ async def stream_completion(
                 raise UpstreamError(
                     f"the model endpoint answered {response.status_code}: {response.text[:200]}"
                 )
+            finished = False
             async for line in response.aiter_lines():
-                piece = _delta(line)
+                piece, finished = _delta(line, finished)
                 if piece is None:
                     break
                 if piece:
                     yield piece
+            if not finished:
+                raise UpstreamError("the model endpoint stopped before the reply was complete")
     except httpx.HTTPError as exc:
         raise UpstreamError(f"the model endpoint failed: {exc}") from exc
 
 
-def _delta(line: str) -> str | None:
-    """The text a server-sent event line adds; "" for none; None at ``[DONE]``."""
+def _delta(line: str, finished: bool) -> tuple[str | None, bool]:
+    """The text a server-sent event line adds ("" for none, None at ``[DONE]``), and
+    whether the reply is known to be complete (``[DONE]`` or a ``finish_reason``)."""
     if not line.startswith("data:"):
-        return ""
+        return "", finished
     data = line[5:].strip()
     if data == "[DONE]":
-        return None
+        return None, True
     try:
-        chunk = orjson.loads(data)
-        content = chunk["choices"][0].get("delta", {}).get("content")
+        choice = orjson.loads(data)["choices"][0]
+        content = choice.get("delta", {}).get("content")
+        finished = finished or bool(choice.get("finish_reason"))
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
-        return ""
-    return content if isinstance(content, str) else ""
+        return "", finished
+    return (content if isinstance(content, str) else ""), finished
 
 
 def sse(event: str, data: Any) -> bytes:
