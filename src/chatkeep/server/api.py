@@ -20,7 +20,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from chatkeep import fsutil, html, render, shapes, tokens
-from chatkeep.errors import InvalidInput, Unauthorized, UpstreamError
+from chatkeep.errors import InvalidInput, NotFound, Unauthorized, UpstreamError
+from chatkeep.ids import check_id
 from chatkeep.model import Message, NewAttachment, NewMessage, Part
 from chatkeep.search import SearchFilters
 from chatkeep.server import auth
@@ -273,17 +274,31 @@ def read_conversation(
     store = _store(request)
     conversation = store.get_conversation(who.user_id, conversation_id)
     every = store.list_messages(who.user_id, conversation_id, all_branches=True)
-    shown = (
-        every if all_branches else store.list_messages(who.user_id, conversation_id, leaf_id=leaf)
-    )
     children: dict[str | None, list[str]] = {}
     for message in every:
         children.setdefault(message.parent_id, []).append(message.id)
+    shown = every if all_branches else _path(every, leaf or conversation.active_leaf_id)
     return {
         "conversation": shapes.conversation(conversation),
         "branches": [shapes.branch(b) for b in store.list_branches(who.user_id, conversation_id)],
         "messages": [_message(m, children[m.parent_id], render_html) for m in shown],
     }
+
+
+def _path(messages: list[Message], leaf: str | None) -> list[Message]:
+    """The root-to-``leaf`` path through ``messages`` (one read serves both views)."""
+    if leaf is None:
+        return []
+    by_id = {m.id: m for m in messages}
+    if leaf not in by_id:
+        check_id("message", leaf)
+        raise NotFound(f"no message {leaf} in this conversation")
+    path: list[Message] = []
+    at: str | None = leaf
+    while at is not None:
+        path.append(by_id[at])
+        at = by_id[at].parent_id
+    return path[::-1]
 
 
 def _message(message: Message, siblings: list[str], render_html: bool) -> dict[str, Any]:
