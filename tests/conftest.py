@@ -5,13 +5,18 @@ Every test runs with an isolated environment: ``CHATKEEP_HOME`` points into the 
 real vault.
 
 ``store`` is parametrised over the backends. A later backend joins the whole contract
-suite by adding its name to ``BACKENDS`` and a branch to ``make_store``.
+suite by adding its name to ``BACKENDS`` and a branch to ``make_vault``.
+
+PostgreSQL tests run against ``CHATKEEP_TEST_POSTGRES_URL`` (``.ci/run`` sets it to the
+machine's server), each test in a schema of its own that is dropped afterwards. Without
+the variable they skip, saying how to enable them; in CI a skip would be a failure.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,7 +36,8 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("CHATKEEP_HYPOTHESIS_PROFILE", "default"))
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
+POSTGRES_URL = os.environ.get("CHATKEEP_TEST_POSTGRES_URL", "")
 
 #: The shared export samples (../shared/fixtures beside the checkout, or $CHATKEEP_FIXTURES).
 FIXTURES = Path(
@@ -58,6 +64,30 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     return home
 
 
+def postgres_schema_url() -> tuple[str, Callable[[], None]]:
+    """A fresh schema in the test database: its URL, and how to drop it."""
+    if not POSTGRES_URL:
+        message = (
+            "PostgreSQL tests need a server: set CHATKEEP_TEST_POSTGRES_URL, e.g. "
+            "postgresql://postgres@127.0.0.1:5432/test"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must run them)")
+        pytest.skip(message)
+    import psycopg
+
+    schema = f"ck_test_{os.getpid()}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+
+    def drop() -> None:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    return f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}", drop
+
+
 def make_vault(backend: str, home: Path) -> chatkeep.Vault:
     if backend == "sqlite":
         return chatkeep.open(home=home, create=True)
@@ -65,7 +95,23 @@ def make_vault(backend: str, home: Path) -> chatkeep.Vault:
 
 
 @pytest.fixture(params=BACKENDS)
-def vault(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[chatkeep.Vault]:
+def vault(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[chatkeep.Vault]:
+    if request.param == "postgres":
+        url, drop = postgres_schema_url()
+        monkeypatch.setenv("CHATKEEP_DATABASE_URL", url)  # for the CLI a test runs
+        try:
+            opened = chatkeep.open(home=tmp_path / "vault-home", create=True, url=url)
+        except BaseException:
+            drop()
+            raise
+        try:
+            yield opened
+        finally:
+            opened.close()
+            drop()
+        return
     opened = make_vault(request.param, tmp_path / "vault-home")
     try:
         yield opened

@@ -265,9 +265,14 @@ def test_rebuilding_the_index_gives_the_same_answers(
     queries = ["sqlite", "yellow leaves", '"parent pointer"', "cafe OR bread", "kyoto -temples"]
     before = {q: store.search("alice", q, limit=100).hits for q in queries}
     with store._engine.begin() as conn:  # type: ignore[attr-defined]
-        conn.exec_driver_sql("INSERT INTO messages_fts (messages_fts) VALUES ('delete-all')")
-        conn.exec_driver_sql("DELETE FROM conversations_fts")
-    assert store.search("alice", "sqlite").hits == ()
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("INSERT INTO messages_fts (messages_fts) VALUES ('delete-all')")
+            conn.exec_driver_sql("DELETE FROM conversations_fts")
+        else:  # the tsvectors are generated columns; what can be lost is their index
+            conn.exec_driver_sql("DROP INDEX messages_search")
+            conn.exec_driver_sql("DROP INDEX conversations_search")
+    if store._engine.dialect.name == "sqlite":  # type: ignore[attr-defined]
+        assert store.search("alice", "sqlite").hits == ()
     assert any(p.check == "search" for p in vault.doctor())
     assert store.rebuild_search_index() == 11  # every message, trashed and archived too
     assert {q: store.search("alice", q, limit=100).hits for q in queries} == before

@@ -7,6 +7,8 @@ behaviour they check is the contract: a failed write changes nothing and says wh
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,13 @@ from chatkeep.errors import StorageError, StorageFull
 from chatkeep.model import NewAttachment
 
 from .test_store_contract import snapshot
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Iterator[chatkeep.Vault]:
+    """These faults are SQLite's own (PRAGMAs, page damage): the embedded vault only."""
+    with chatkeep.open(home=tmp_path / "vault-home", create=True) as opened:
+        yield opened
 
 
 def _engine(vault: chatkeep.Vault) -> Any:

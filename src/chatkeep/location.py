@@ -74,7 +74,7 @@ def enclosing_git_work_tree(path: Path) -> Path | None:
     return None
 
 
-def initialise(root: Path, *, allow_in_git: bool = False) -> bool:
+def initialise(root: Path, *, allow_in_git: bool = False, backend: str = "sqlite") -> bool:
     """Create the vault's directory, ``.gitignore`` and ``vault.json``.
 
     Returns False when a vault was already there (its version is still checked).
@@ -97,7 +97,7 @@ def initialise(root: Path, *, allow_in_git: bool = False) -> bool:
         "format": "chatkeep-vault",
         "format_version": FORMAT_VERSION,
         "created_at": datetime.now(UTC).isoformat(),
-        "backend": "sqlite",
+        "backend": backend,
     }
     fsutil.atomic_write(paths.vault_file, orjson.dumps(header, option=orjson.OPT_INDENT_2))
     return True

@@ -8,7 +8,8 @@ from pathlib import Path
 from types import TracebackType
 
 from chatkeep import fsutil, location
-from chatkeep.backends import open_sqlite_store
+from chatkeep.backends import open_postgres_store, open_sqlite_store
+from chatkeep.errors import VaultError
 from chatkeep.limits import STALE_TEMP_SECONDS
 from chatkeep.model import Problem
 from chatkeep.store import Store
@@ -81,14 +82,32 @@ def open_vault(
     env: str | None = None,
     create: bool = False,
     allow_in_git: bool = False,
+    url: str | None = None,
 ) -> Vault:
     """Open the vault for ``home``/``env`` (see :mod:`chatkeep.location`).
 
+    The data is in SQLite inside the vault, or in the PostgreSQL database at ``url``
+    (default: ``CHATKEEP_DATABASE_URL``); a vault remembers which, and refuses the other.
     With ``create=True`` a missing vault is initialised first (refused inside a git work
     tree unless ``allow_in_git``). A vault written by a newer chatkeep is refused.
     """
     root = location.resolve_root(home, env)
+    database_url = url if url is not None else os.environ.get("CHATKEEP_DATABASE_URL") or None
+    backend = "postgresql" if database_url else "sqlite"
     if create:
-        location.initialise(root, allow_in_git=allow_in_git)
-    location.read_vault_file(root)
-    return Vault(root, open_sqlite_store(location.VaultPaths(root)))
+        location.initialise(root, allow_in_git=allow_in_git, backend=backend)
+    header = location.read_vault_file(root)
+    kept = header.get("backend", "sqlite")
+    paths = location.VaultPaths(root)
+    if kept != backend:
+        raise VaultError(
+            f"the vault at {root} keeps its data in {kept}, not {backend}",
+            hint=(
+                "set CHATKEEP_DATABASE_URL to its PostgreSQL database"
+                if kept == "postgresql"
+                else "unset CHATKEEP_DATABASE_URL (copy between backends with chatkeep migrate)"
+            ),
+        )
+    if database_url:
+        return Vault(root, open_postgres_store(paths, database_url))
+    return Vault(root, open_sqlite_store(paths))

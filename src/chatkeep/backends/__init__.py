@@ -52,10 +52,37 @@ def open_sqlite_store(paths: VaultPaths) -> SqlStore:
     )
 
 
+def open_postgres_store(paths: VaultPaths, url: str) -> SqlStore:
+    """A store on the PostgreSQL database at ``url``; blobs in the vault root, which
+    every process sharing the database must also share (one filesystem)."""
+    from chatkeep.backends import postgres
+    from chatkeep.backends.postgres_search import PostgresSearch
+    from chatkeep.migrations.postgres import MIGRATIONS as POSTGRES_MIGRATIONS
+
+    engine = postgres.create_postgres_engine(url)
+    try:
+        migrate(engine, POSTGRES_MIGRATIONS, write_options=postgres.WRITE_OPTIONS)
+    except DBAPIError as exc:
+        engine.dispose()
+        raise postgres.translate_error(exc.orig or exc) from exc
+    except BaseException:
+        engine.dispose()
+        raise
+    return SqlStore(
+        engine,
+        BlobStore(paths.blobs),
+        write_options=postgres.WRITE_OPTIONS,
+        raw_write=postgres.PostgresRawWrite(engine),
+        translate=postgres.translate_error,
+        dialect_checks=postgres.integrity_problems,
+        search=PostgresSearch(),
+    )
+
+
 def _has_data(paths: VaultPaths) -> bool:
     """Whether the vault ever held data: blobs, or the database's own WAL beside it."""
     wal = paths.database.with_name(paths.database.name + "-wal")
     return wal.exists() or any(paths.blobs.glob("??/*"))
 
 
-__all__ = ["SqlStore", "open_sqlite_store"]
+__all__ = ["SqlStore", "open_postgres_store", "open_sqlite_store"]

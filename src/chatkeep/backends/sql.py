@@ -23,6 +23,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    Table,
     and_,
     delete,
     exists,
@@ -31,6 +32,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 
 from chatkeep import limits
@@ -42,8 +44,8 @@ from chatkeep.backends.appender import (
     RawWrite,
     attachment_row,
 )
+from chatkeep.backends.search_base import SearchEngine
 from chatkeep.backends.sql_import import ImportOutcome, ImportWriter, Progress
-from chatkeep.backends.sqlite_search import SqliteSearch
 from chatkeep.blobs import BlobStore
 from chatkeep.errors import (
     ChatkeepError,
@@ -100,7 +102,7 @@ class SqlStore:
         raw_write: RawWrite,
         translate: Callable[[BaseException], ChatkeepError],
         dialect_checks: Callable[[Connection], list[str]],
-        search: SqliteSearch,
+        search: SearchEngine,
     ) -> None:
         self._engine = engine
         self._blobs = blobs
@@ -1316,7 +1318,7 @@ class SqlStore:
             return
         with self._write() as conn:
             conn.execute(
-                insert(t.message_vectors).prefix_with("OR IGNORE", dialect="sqlite"),
+                _insert_or_ignore(conn, t.message_vectors),
                 [
                     {
                         "message_pk": pk,
@@ -1559,6 +1561,13 @@ class SqlStore:
 
 
 # -- row conversion ---------------------------------------------------------------
+def _insert_or_ignore(conn: Connection, table: Table) -> Any:
+    """An INSERT that skips rows whose key is already there, in the dialect's words."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return insert(table).prefix_with("OR IGNORE")
+
+
 def _user_not_found(user_id: str) -> NotFound:
     return NotFound(f"no user {user_id!r}", hint="create it with 'chatkeep user add NAME'")
 

@@ -10,11 +10,17 @@ messages does appears once, as a title match.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
 
+from chatkeep.backends.search_base import (
+    SNIPPET_WORDS,
+    TITLE_WEIGHT,
+    SearchEngine,
+    conditions,
+    hit_from_row,
+)
 from chatkeep.search import (
     HIGHLIGHT_CLOSE,
     HIGHLIGHT_OPEN,
@@ -22,20 +28,7 @@ from chatkeep.search import (
     SearchHit,
     SearchQuery,
     Term,
-    split_highlights,
 )
-from chatkeep.timeutil import optional_from_text, to_text
-
-#: How much more a match in a conversation's title counts than one in a message.
-TITLE_WEIGHT: Final = 2.0
-#: Words of context a snippet shows around the matches.
-SNIPPET_WORDS: Final = 16
-_IN_CHUNK: Final = 500
-
-
-@dataclass(frozen=True, slots=True)
-class _Key:
-    pk: int
 
 
 def _term(term: Term) -> str:
@@ -53,46 +46,13 @@ def fts5_expression(query: SearchQuery) -> str:
     return expression
 
 
-# Conditions on the conversation and on the message, each a fixed SQL fragment chosen by
-# which filter is set; values are always bound parameters.
-_CONVERSATION_FILTERS: Final = {
-    "runtime_id": "c.runtime_id = :runtime_id",
-    "origin": "c.origin = :origin",
-    "platform": "c.source_platform = :platform",
-    "import_id": "c.import_id = :import_id",
-    "conversation_id": "c.id = :conversation_id",
-    "tag": (
-        "EXISTS (SELECT 1 FROM conversation_tags ct"
-        " WHERE ct.conversation_id = c.id AND ct.tag = :tag)"
-    ),
-}
-_MESSAGE_FILTERS: Final = {
-    "role": "m.role = :role",
-    "model": "(m.model = :model OR (m.model IS NULL AND c.model = :model))",
-    "since": "m.created_at >= :since",
-    "until": "m.created_at <= :until",
-}
-
-
-def _conditions(filters: SearchFilters, params: dict[str, Any]) -> tuple[list[str], list[str]]:
-    states = "('active', 'archived')" if filters.include_archived else "('active')"
-    conversation = [f"c.state IN {states}"]
-    message: list[str] = []
-    for name, fragment in _CONVERSATION_FILTERS.items():
-        value = getattr(filters, name)
-        if value is not None:
-            conversation.append(fragment)
-            params[name] = value
-    for name, fragment in _MESSAGE_FILTERS.items():
-        value = getattr(filters, name)
-        if value is not None:
-            message.append(fragment)
-            params[name] = to_text(value) if name in ("since", "until") else value
-    return conversation, message
-
-
-class SqliteSearch:
+class SqliteSearch(SearchEngine):
     """Runs searches and rebuilds the index on one SQLite database."""
+
+    # CROSS JOIN keeps SQLite from starting at the conversations (by state) and walking
+    # all their messages: the candidate keys are the selective side.
+    _KEY_JOIN = "CROSS JOIN"
+    _VECTOR_ORDER = "rowid"
 
     def search(
         self,
@@ -113,7 +73,7 @@ class SqliteSearch:
             "limit": limit,
             "offset": offset,
         }
-        on_conversation, on_message = _conditions(filters, params)
+        on_conversation, on_message = conditions(filters, params)
         # Phase one ranks every match but carries only keys and scores; snippets, the
         # costly part, are made in phase two for the page alone.
         page = conn.execute(text(self._ranking_sql(on_conversation, on_message)), params).all()
@@ -156,30 +116,6 @@ class SqliteSearch:
             ORDER BY score, conversation_id, pk
             LIMIT :limit OFFSET :offset
         """  # noqa: S608 - fragments come from the fixed tables above, values are bound
-
-    def _allowed(
-        self,
-        conn: Connection,
-        params: dict[str, Any],
-        on_conversation: list[str],
-        on_message: list[str],
-        candidates: Sequence[Any],
-    ) -> dict[int, str]:
-        """Candidate message keys the user owns and the filters allow -> conversation."""
-        if not candidates:
-            return {}
-        where = " AND ".join(on_conversation + on_message)
-        # CROSS JOIN keeps SQLite from starting at the conversations (by state) and
-        # walking all their messages: the candidate keys are the selective side.
-        sql = text(
-            f"SELECT m.pk, c.id AS conversation_id FROM messages m CROSS JOIN conversations c ON c.id = m.conversation_id WHERE m.pk IN :pks AND m.user_id = :user AND c.user_id = :user AND {where}"  # noqa: E501, S608 - fixed fragments, bound values
-        ).bindparams(bindparam("pks", expanding=True))
-        allowed: dict[int, str] = {}
-        keys = [row.pk for row in candidates]
-        for start in range(0, len(keys), _IN_CHUNK):
-            chunk = {**params, "pks": keys[start : start + _IN_CHUNK]}
-            allowed.update((row.pk, row.conversation_id) for row in conn.execute(sql, chunk))
-        return allowed
 
     def _hits(
         self, conn: Connection, params: dict[str, Any], page: Sequence[Any]
@@ -224,69 +160,8 @@ class SqliteSearch:
                 else titles.get(ranked.conversation_id)
             )
             if found is not None:
-                hits.append(_hit(found, ranked.score, is_message=ranked.pk is not None))
+                hits.append(hit_from_row(found, ranked.score, is_message=ranked.pk is not None))
         return hits
-
-    def vector_rows(
-        self, conn: Connection, user_id: str, embedder: str, filters: SearchFilters
-    ) -> list[Any]:
-        """Every stored vector of the user's messages that the filters allow."""
-        params: dict[str, Any] = {"user": user_id, "embedder": embedder}
-        on_conversation, on_message = _conditions(filters, params)
-        where = " AND ".join(on_conversation + on_message)
-        sql = f"""
-            SELECT v.vector AS vector, v.chunk AS chunk, v.message_pk AS pk
-            FROM message_vectors v
-            JOIN messages m ON m.pk = v.message_pk
-            JOIN conversations c ON c.id = m.conversation_id
-            WHERE v.embedder = :embedder AND v.user_id = :user AND m.user_id = :user
-              AND c.user_id = :user AND length(v.vector) > 0 AND {where}
-        """  # noqa: S608 - fragments come from the fixed tables above, values are bound
-        return list(conn.execute(text(sql), params).all())
-
-    def allowed_keys(
-        self, conn: Connection, user_id: str, pks: Sequence[int], filters: SearchFilters
-    ) -> set[int]:
-        """Which of these message keys the user owns and the filters allow."""
-        params: dict[str, Any] = {"user": user_id}
-        on_conversation, on_message = _conditions(filters, params)
-        rows = [_Key(pk) for pk in pks]
-        return set(self._allowed(conn, params, on_conversation, on_message, rows))
-
-    def vector_version(self, conn: Connection, user_id: str, embedder: str) -> tuple[int, int]:
-        """Changes whenever the user's vectors of ``embedder`` change (add or delete)."""
-        row = conn.execute(
-            text(
-                "SELECT count(*), coalesce(max(rowid), 0) FROM message_vectors"
-                " WHERE embedder = :embedder AND user_id = :user"
-            ),
-            {"embedder": embedder, "user": user_id},
-        ).one()
-        return int(row[0]), int(row[1])
-
-    def all_vectors(self, conn: Connection, user_id: str, embedder: str) -> list[Any]:
-        return list(
-            conn.execute(
-                text(
-                    "SELECT message_pk AS pk, chunk, vector FROM message_vectors"
-                    " WHERE embedder = :embedder AND user_id = :user AND length(vector) > 0"
-                ),
-                {"embedder": embedder, "user": user_id},
-            ).all()
-        )
-
-    def vector_details(self, conn: Connection, user_id: str, pks: Sequence[int]) -> list[Any]:
-        """The message and conversation behind each vector key (the user's only)."""
-        if not pks:
-            return []
-        sql = text(
-            "SELECT m.pk AS pk, m.id AS message_id, m.role AS role, m.created_at AS created_at,"
-            " m.content AS content, c.id AS conversation_id, c.title AS title,"
-            " c.runtime_id AS runtime_id"
-            " FROM messages m CROSS JOIN conversations c ON c.id = m.conversation_id"
-            " WHERE m.pk IN :pks AND m.user_id = :user AND c.user_id = :user"
-        ).bindparams(bindparam("pks", expanding=True))
-        return list(conn.execute(sql, {"user": user_id, "pks": list(pks)}).all())
 
     def rebuild(self, conn: Connection) -> int:
         """Drop every index entry and derive them again from the messages and titles."""
@@ -317,18 +192,3 @@ class SqliteSearch:
                 f"the search index holds {titles} titles, the store {conversations} conversations"
             )
         return problems
-
-
-def _hit(row: Any, score: float, *, is_message: bool) -> SearchHit:
-    snippet, highlights = split_highlights(row.snippet or "")
-    return SearchHit(
-        conversation_id=row.conversation_id,
-        conversation_title=row.title,
-        runtime_id=row.runtime_id,
-        message_id=row.id if is_message else None,
-        role=row.role if is_message else None,
-        created_at=optional_from_text(row.created_at) if is_message else None,
-        snippet=snippet,
-        highlights=highlights,
-        score=float(score),
-    )

@@ -1,0 +1,214 @@
+"""Full-text search on PostgreSQL: ``tsvector`` columns with GIN indexes.
+
+The same query language and filters as on SQLite (:mod:`chatkeep.search`), compiled to
+a ``tsquery`` built only from bound values: every word or phrase goes through
+``phraseto_tsquery`` (which reads any text as plain words, never as syntax), a prefix
+term through ``to_tsquery`` of word characters alone. Text is folded the same way on
+both sides (lower case, common diacritics removed; ``chatkeep_fold`` in the schema).
+
+Ranking mirrors SQLite's: the message's rank plus the title's rank weighted
+:data:`~chatkeep.backends.search_base.TITLE_WEIGHT` times, best first (scores are
+negated so that, as with bm25, lower sorts first); a title-only match appears once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any, Final
+
+from sqlalchemy import Connection, bindparam, text
+
+from chatkeep.backends.search_base import (
+    SNIPPET_WORDS,
+    TITLE_WEIGHT,
+    SearchEngine,
+    conditions,
+    hit_from_row,
+)
+from chatkeep.search import (
+    HIGHLIGHT_CLOSE,
+    HIGHLIGHT_OPEN,
+    SearchFilters,
+    SearchHit,
+    SearchQuery,
+    Term,
+)
+
+_WORD: Final = re.compile(r"\w+")
+_HEADLINE: Final = (
+    f'StartSel="{HIGHLIGHT_OPEN}", StopSel="{HIGHLIGHT_CLOSE}", '
+    f"MaxWords={SNIPPET_WORDS}, MinWords={SNIPPET_WORDS // 2}, ShortWord=0, "
+    'MaxFragments=2, FragmentDelimiter=" … "'
+)
+
+
+def tsquery_sql(query: SearchQuery, params: dict[str, Any]) -> str:
+    """A SQL ``tsquery`` expression for ``query``; its values go into ``params``."""
+
+    def term(item: Term) -> str:
+        name = f"term_{len(params)}"
+        if item.prefix:
+            words = _WORD.findall(item.text)
+            if not words:
+                return "''::tsquery"
+            params[name] = " <-> ".join(words) + ":*"
+            return f"to_tsquery('simple', chatkeep_fold(:{name}))"
+        params[name] = item.text
+        return f"phraseto_tsquery('simple', chatkeep_fold(:{name}))"
+
+    groups = ["(" + " || ".join(term(t) for t in group) + ")" for group in query.required]
+    expression = " && ".join(groups)
+    if query.excluded:
+        excluded = " || ".join(term(t) for t in query.excluded)
+        expression = f"({expression}) && !!({excluded})"
+    return expression
+
+
+def _joined_highlights(hit: SearchHit) -> SearchHit:
+    """ts_headline marks each word of a phrase on its own; FTS5 marks the phrase. Spans
+    that only whitespace separates become one, so both backends highlight alike."""
+    spans: list[tuple[int, int]] = []
+    for start, end in hit.highlights:
+        if spans and not hit.snippet[spans[-1][1] : start].strip():
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    return replace(hit, highlights=tuple(spans))
+
+
+class PostgresSearch(SearchEngine):
+    """Runs searches on one PostgreSQL database."""
+
+    _KEY_JOIN = "JOIN"
+    _VECTOR_ORDER = "added"
+
+    def search(
+        self,
+        conn: Connection,
+        user_id: str,
+        query: SearchQuery,
+        filters: SearchFilters,
+        *,
+        limit: int,
+        offset: int,
+    ) -> list[SearchHit]:
+        if query.empty:
+            return []
+        params: dict[str, Any] = {
+            "user": user_id,
+            "weight": TITLE_WEIGHT,
+            "limit": limit,
+            "offset": offset,
+        }
+        expression = tsquery_sql(query, params)
+        on_conversation, on_message = conditions(filters, params)
+        page = conn.execute(
+            text(self._ranking_sql(expression, on_conversation, on_message)), params
+        ).all()
+        return self._hits(conn, expression, params, page)
+
+    @staticmethod
+    def _ranking_sql(expression: str, on_conversation: list[str], on_message: list[str]) -> str:
+        conversation_sql = " AND ".join(on_conversation)
+        message_sql = "".join(f" AND {fragment}" for fragment in on_message)
+        title_only = (
+            ""
+            if on_message
+            else f"""
+            UNION ALL
+            SELECT NULL::bigint, c.id, -(:weight * ts_rank(c.title_vector, q.query))
+            FROM conversations c, q
+            WHERE c.title_vector @@ q.query AND c.user_id = :user AND {conversation_sql}
+              AND c.id NOT IN (SELECT conversation_id FROM hits)
+            """  # noqa: S608 - fragments come from fixed tables, values are bound
+        )
+        return f"""
+            WITH q AS MATERIALIZED (SELECT {expression} AS query),
+            hits AS (
+                SELECT m.pk AS pk, c.id AS conversation_id,
+                       -(ts_rank(m.search_vector, q.query)
+                         + CASE WHEN c.title_vector @@ q.query
+                                THEN :weight * ts_rank(c.title_vector, q.query) ELSE 0 END)
+                       AS score
+                FROM q, messages m
+                JOIN conversations c ON c.id = m.conversation_id
+                WHERE m.search_vector @@ q.query AND m.user_id = :user AND c.user_id = :user
+                  AND {conversation_sql}{message_sql}
+            )
+            SELECT pk, conversation_id, score FROM hits
+            {title_only}
+            ORDER BY score, conversation_id, pk
+            LIMIT :limit OFFSET :offset
+        """  # noqa: S608 - fragments come from fixed tables, values are bound
+
+    def _hits(
+        self, conn: Connection, expression: str, params: dict[str, Any], page: Sequence[Any]
+    ) -> list[SearchHit]:
+        if not page:
+            return []
+        values = {k: v for k, v in params.items() if k.startswith("term_")}
+        values["options"] = _HEADLINE
+        pks = [row.pk for row in page if row.pk is not None]
+        titled = [row.conversation_id for row in page if row.pk is None]
+        messages: dict[int, Any] = {}
+        if pks:
+            sql = text(
+                f"WITH q AS MATERIALIZED (SELECT {expression} AS query)"  # noqa: S608 - bound values
+                " SELECT m.pk, m.id, m.role, m.created_at, c.id AS conversation_id, c.title,"
+                " c.runtime_id, ts_headline('simple', chatkeep_message_text(m.content),"
+                " q.query, :options) AS snippet"
+                " FROM q, messages m JOIN conversations c ON c.id = m.conversation_id"
+                " WHERE m.pk IN :pks"
+            ).bindparams(bindparam("pks", expanding=True))
+            for row in conn.execute(sql, {**values, "pks": pks}):
+                messages[row.pk] = row
+        titles: dict[str, Any] = {}
+        if titled:
+            sql = text(
+                f"WITH q AS MATERIALIZED (SELECT {expression} AS query)"  # noqa: S608 - bound values
+                " SELECT c.id AS conversation_id, c.title, c.runtime_id,"
+                " ts_headline('simple', c.title, q.query,"
+                " :options || ', HighlightAll=true') AS snippet"
+                " FROM q, conversations c WHERE c.id IN :ids"
+            ).bindparams(bindparam("ids", expanding=True))
+            for row in conn.execute(sql, {**values, "ids": titled}):
+                titles[row.conversation_id] = row
+        hits = []
+        for ranked in page:
+            found = (
+                messages.get(ranked.pk)
+                if ranked.pk is not None
+                else titles.get(ranked.conversation_id)
+            )
+            if found is not None:
+                hit = hit_from_row(found, ranked.score, is_message=ranked.pk is not None)
+                hits.append(_joined_highlights(hit))
+        return hits
+
+    def rebuild(self, conn: Connection) -> int:
+        """The vectors are generated columns, always in step with the rows; what can be
+        lost or damaged is their GIN indexes, which this builds again from scratch."""
+        for name, ddl in _INDEXES.items():
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+            conn.exec_driver_sql(ddl)
+        return int(conn.execute(text("SELECT count(*) FROM messages")).scalar_one())
+
+    def drift(self, conn: Connection) -> list[str]:
+        """Missing search indexes (the vectors themselves cannot drift)."""
+        present = set(
+            conn.execute(
+                text("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
+            ).scalars()
+        )
+        return [f"the search index {name} is missing" for name in _INDEXES if name not in present]
+
+
+#: The GIN indexes over the generated search vectors (as migration m0003 made them).
+_INDEXES: Final = {
+    "messages_search": "CREATE INDEX messages_search ON messages USING GIN (search_vector)",
+    "conversations_search": (
+        "CREATE INDEX conversations_search ON conversations USING GIN (title_vector)"
+    ),
+}
