@@ -119,6 +119,21 @@ def vault(
         opened.close()
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The backend name, with the environment set so that every ``chatkeep.open`` of
+    this test (child processes included) uses it: for PostgreSQL, a fresh schema."""
+    if request.param != "postgres":
+        yield request.param
+        return
+    url, drop = postgres_schema_url()
+    monkeypatch.setenv("CHATKEEP_DATABASE_URL", url)
+    try:
+        yield request.param
+    finally:
+        drop()
+
+
 @pytest.fixture
 def store(vault: chatkeep.Vault) -> Store:
     return vault.store

@@ -199,14 +199,14 @@ def _campaign(tmp_path: Path, processes: int, count: int, mode: str) -> None:
 
 
 @pytest.mark.timeout(600)
-def test_concurrent_appends_lose_nothing_and_keep_order(tmp_path: Path) -> None:
+def test_concurrent_appends_lose_nothing_and_keep_order(tmp_path: Path, backend: str) -> None:
     """4 processes x 100 rounds (shared, then own conversation) started together: exact
     counts, unique ids, each process's order kept, no lock error, ``doctor`` clean."""
     _campaign(tmp_path, processes=4, count=100, mode="text")
 
 
 @pytest.mark.timeout(600)
-def test_concurrent_identical_attachments_are_stored_once(tmp_path: Path) -> None:
+def test_concurrent_identical_attachments_are_stored_once(tmp_path: Path, backend: str) -> None:
     """4 processes x 100 rounds, every message with an attachment whose content all
     processes send at the same moment: one blob per content, every attachment intact,
     ``doctor`` clean."""
