@@ -11,7 +11,7 @@ Rules that hold for every method (``tests/contract`` checks them on every backen
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -306,6 +306,20 @@ class Store(Protocol):
 
     def rebuild_search_index(self) -> int:
         """Derive the search index again from the stored rows; return messages indexed."""
+        ...
+
+    # -- whole-vault copies ---------------------------------------------------------
+    def dump_table(self, name: str) -> Iterator[dict[str, Any]]:
+        """Every row of a data table (``schema.DATA_TABLES``) by primary key."""
+        ...
+
+    def load_tables(
+        self,
+        tables: Iterable[tuple[str, Iterable[dict[str, Any]]]],
+        *,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> dict[str, int]:
+        """Rows as they are into an empty store, in one transaction; counts per table."""
         ...
 
     # -- integrity -----------------------------------------------------------------

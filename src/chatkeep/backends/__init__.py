@@ -76,6 +76,7 @@ def open_postgres_store(paths: VaultPaths, url: str) -> SqlStore:
         translate=postgres.translate_error,
         dialect_checks=postgres.integrity_problems,
         search=PostgresSearch(),
+        after_load=postgres.after_bulk_load,
     )
 
 

@@ -122,6 +122,14 @@ def translate_error(exc: BaseException) -> ChatkeepError:
     return StorageError(f"the database failed: {exc}")
 
 
+def after_bulk_load(conn: Connection) -> None:
+    """Rows loaded with their own keys leave the identity behind: move it past them."""
+    conn.exec_driver_sql(
+        "SELECT setval(pg_get_serial_sequence('messages', 'pk'),"
+        " (SELECT coalesce(max(pk), 0) + 1 FROM messages), false)"
+    )
+
+
 def integrity_problems(_conn: Connection) -> list[str]:
     """PostgreSQL checks its own pages and enforces foreign keys on every write."""
     return []

@@ -158,3 +158,19 @@ api_tokens = Table(
     Column("created_at", String, nullable=False),
     Column("revoked_at", String),
 )
+
+#: Every table holding vault data, in an order that satisfies their references: what
+#: ``chatkeep migrate`` copies, and the order of a canonical dump.
+DATA_TABLES = (
+    users,
+    runtimes,
+    conversations,
+    conversation_tags,
+    pins,
+    messages,
+    attachments,
+    imports,
+    message_vectors,
+    settings,
+    api_tokens,
+)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -103,8 +103,10 @@ class SqlStore:
         translate: Callable[[BaseException], ChatkeepError],
         dialect_checks: Callable[[Connection], list[str]],
         search: SearchEngine,
+        after_load: Callable[[Connection], None] = lambda _conn: None,
     ) -> None:
         self._engine = engine
+        self._after_load = after_load
         self._blobs = blobs
         self._write_options = write_options
         self._translate = translate
@@ -1368,6 +1370,44 @@ class SqlStore:
         with self._write() as conn:
             return self._search.rebuild(conn)
 
+    # -- whole-vault copies (chatkeep migrate) -------------------------------------
+    def dump_table(self, name: str) -> Iterator[dict[str, Any]]:
+        """Every row of data table ``name``, by primary key, as plain values."""
+        table = _data_table(name)
+        order = [column for column in table.primary_key.columns]
+        with self._read() as conn:
+            result = conn.execution_options(yield_per=_COPY_BATCH).execute(
+                select(table).order_by(*order)
+            )
+            for row in result:
+                yield {str(key): _plain(value) for key, value in row._mapping.items()}
+
+    def load_tables(
+        self,
+        tables: Iterable[tuple[str, Iterable[dict[str, Any]]]],
+        *,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> dict[str, int]:
+        """Insert rows as they are (ids, keys and timestamps kept) into this store, which
+        must hold no users yet, in one transaction: all of it, or nothing."""
+        counts: dict[str, int] = {}
+        with self._write() as conn:
+            if conn.execute(select(func.count()).select_from(t.users)).scalar_one():
+                raise Conflict(
+                    "the destination already holds data",
+                    hint="migrate into a new, empty vault",
+                )
+            for name, rows in tables:
+                table = _data_table(name)
+                counts[name] = 0
+                for batch in _batches(rows, _COPY_BATCH):
+                    conn.execute(insert(table), batch)
+                    counts[name] += len(batch)
+                    if progress is not None:
+                        progress(name, len(batch))
+            self._after_load(conn)
+        return counts
+
     # -- integrity -----------------------------------------------------------------
     def sweep_unused_blobs(self) -> int:
         # Under the write lock: an append re-checks its blob under the same lock and
@@ -1561,6 +1601,32 @@ class SqlStore:
 
 
 # -- row conversion ---------------------------------------------------------------
+_COPY_BATCH = 1_000
+
+
+def _data_table(name: str) -> Table:
+    for table in t.DATA_TABLES:
+        if table.name == name:
+            return table
+    raise InvalidInput(f"{name!r} is not a data table of the vault")
+
+
+def _plain(value: Any) -> Any:
+    """A column value as Python's own type (drivers may hand back memoryview)."""
+    return bytes(value) if isinstance(value, memoryview) else value
+
+
+def _batches(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def _insert_or_ignore(conn: Connection, table: Table) -> Any:
     """An INSERT that skips rows whose key is already there, in the dialect's words."""
     if conn.dialect.name == "postgresql":
