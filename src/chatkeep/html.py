@@ -54,10 +54,10 @@ def _highlight(code: str, language: str, _attrs: object) -> str:
     return f'<pre class="{HIGHLIGHT_CLASS}"><code>{highlight(code, lexer, _FORMATTER)}</code></pre>'
 
 
-@lru_cache(maxsize=1)
-def _markdown() -> MarkdownIt:
-    renderer = MarkdownIt("commonmark", {"html": False, "highlight": _highlight})
-    return renderer.enable(["table", "strikethrough"])
+@lru_cache(maxsize=2)
+def _markdown(breaks: bool = False) -> MarkdownIt:
+    options = {"html": False, "highlight": _highlight, "breaks": breaks}
+    return MarkdownIt("commonmark", options).enable(["table", "strikethrough"])
 
 
 def sanitize(html: str) -> str:
@@ -72,14 +72,21 @@ def sanitize(html: str) -> str:
     )
 
 
-def markdown_html(text: str) -> str:
-    """Markdown as safe HTML (raw HTML in ``text`` shows as text)."""
-    return sanitize(_markdown().render(text))
+def markdown_html(text: str, *, breaks: bool = False) -> str:
+    """Markdown as safe HTML (raw HTML in ``text`` shows as text); with ``breaks`` a
+    single line break stays one, as a person typing expects."""
+    return sanitize(_markdown(breaks).render(text))
 
 
 def message_html(message: Message) -> str:
-    """A message's content parts as one safe HTML fragment."""
-    return markdown_html("\n\n".join(part_markdown(part) for part in message.parts))
+    """A message's content parts as one safe HTML fragment. Stored attachments are left
+    to the caller (the UI lists them as downloads); a file the export lacked is named."""
+    shown = [
+        part_markdown(part)
+        for part in message.parts
+        if not (part.kind in ("image", "file") and part.data.get("attachment_id"))
+    ]
+    return markdown_html("\n\n".join(shown), breaks=message.role == "user")
 
 
 @lru_cache(maxsize=1)
