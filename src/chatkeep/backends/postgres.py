@@ -31,8 +31,11 @@ from chatkeep.limits import BUSY_TIMEOUT_SECONDS
 WRITE_OPTIONS: Final = {"chatkeep_write": "1"}
 #: The advisory lock every write transaction holds (an arbitrary constant: "chatkeep").
 WRITE_LOCK_KEY: Final = 0x636B_6B70
-_LOCK_SQL: Final = f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"
-_TIMEOUT_SQL: Final = f"SET LOCAL lock_timeout = '{int(BUSY_TIMEOUT_SECONDS * 1000)}ms'"
+# One round trip: the wait limit for this transaction, then the lock under it.
+_LOCK_SQL: Final = (
+    f"SELECT set_config('lock_timeout', '{int(BUSY_TIMEOUT_SECONDS * 1000)}ms', true),"
+    f" pg_advisory_xact_lock({WRITE_LOCK_KEY})"
+)
 
 
 def engine_url(url: str) -> str:
@@ -51,7 +54,6 @@ def engine_url(url: str) -> str:
 
 def _on_begin(conn: Connection) -> None:
     if conn.get_execution_options().get("chatkeep_write"):
-        conn.exec_driver_sql(_TIMEOUT_SQL)
         conn.exec_driver_sql(_LOCK_SQL)
 
 
@@ -86,7 +88,6 @@ class PostgresRawWrite:
         try:
             cursor = raw.cursor()
             try:
-                cursor.execute(_TIMEOUT_SQL)
                 cursor.execute(_LOCK_SQL)
                 yield cursor
                 raw.commit()
