@@ -190,9 +190,9 @@ class PostgresSearch(SearchEngine):
     def rebuild(self, conn: Connection) -> int:
         """The vectors are generated columns, always in step with the rows; what can be
         lost or damaged is their GIN indexes, which this builds again from scratch."""
-        for name, ddl in _INDEXES.items():
-            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
-            conn.exec_driver_sql(ddl)
+        for drop, create in _INDEXES.values():
+            conn.exec_driver_sql(drop)
+            conn.exec_driver_sql(create)
         return int(conn.execute(text("SELECT count(*) FROM messages")).scalar_one())
 
     def drift(self, conn: Connection) -> list[str]:
@@ -207,8 +207,12 @@ class PostgresSearch(SearchEngine):
 
 #: The GIN indexes over the generated search vectors (as migration m0003 made them).
 _INDEXES: Final = {
-    "messages_search": "CREATE INDEX messages_search ON messages USING GIN (search_vector)",
+    "messages_search": (
+        "DROP INDEX IF EXISTS messages_search",
+        "CREATE INDEX messages_search ON messages USING GIN (search_vector)",
+    ),
     "conversations_search": (
-        "CREATE INDEX conversations_search ON conversations USING GIN (title_vector)"
+        "DROP INDEX IF EXISTS conversations_search",
+        "CREATE INDEX conversations_search ON conversations USING GIN (title_vector)",
     ),
 }
