@@ -17,6 +17,7 @@ quoting every term, so no user text is ever read as engine syntax.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
@@ -178,3 +179,83 @@ def split_highlights(marked: str) -> tuple[str, tuple[tuple[int, int], ...]]:
             text.append(char)
             position += 1
     return "".join(text), tuple(spans)
+
+
+# -- snippets ------------------------------------------------------------------------
+#: Words of context a snippet shows around the matches.
+SNIPPET_WORDS: Final = 16
+#: How much of a long message is read for its snippet (the first match is usually early).
+SNIPPET_SCAN_CHARS: Final = 200_000
+_WORD_RE: Final = re.compile(r"[^\W_]+")
+
+
+def fold(text: str) -> str:
+    """Lower case without diacritics, as the full-text index sees words ("Café" -> "cafe")."""
+    if text.isascii():
+        return text.lower()
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower()
+
+
+def _words(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, folded) of every word. ASCII text folds by lower() alone, with the
+    same positions, so the common case costs one regex pass."""
+    if text.isascii():
+        lowered = text.lower()
+        return [(m.start(), m.end(), m.group()) for m in _WORD_RE.finditer(lowered)]
+    return [(m.start(), m.end(), fold(m.group())) for m in _WORD_RE.finditer(text)]
+
+
+def make_snippet(text: str, query: SearchQuery) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """The part of ``text`` around its best run of matches, with the matched words or
+    phrases as (start, end) spans: the same for every backend, made in Python so that no
+    engine runs the query a second time just to cut text."""
+    scanned = text[:SNIPPET_SCAN_CHARS]
+    words = _words(scanned)
+    if not words:
+        return scanned[: SNIPPET_WORDS * 8], ()
+    spans = _matches(words, query)
+    start = _best_window(len(words), spans[:200])
+    end = min(len(words), start + SNIPPET_WORDS)
+    first, last = words[start][0], words[end - 1][1]
+    lead = "…" if start > 0 else ""
+    tail = "…" if end < len(words) or len(scanned) < len(text) else ""
+    shift = len(lead) - first
+    highlights = tuple(
+        (words[a][0] + shift, words[b - 1][1] + shift) for a, b in spans if a >= start and b <= end
+    )
+    return lead + scanned[first:last] + tail, highlights
+
+
+def _matches(words: list[tuple[int, int, str]], query: SearchQuery) -> list[tuple[int, int]]:
+    """(first word, past last word) of every occurrence of a required term, in order."""
+    folded = [w[2] for w in words]
+    found: set[tuple[int, int]] = set()
+    for group in query.required:
+        for term in group:
+            wanted = [w[2] for w in _words(term.text)]
+            if not wanted:
+                continue
+            size = len(wanted)
+            for index in range(len(folded) - size + 1):
+                window = folded[index : index + size]
+                head_ok = window[:-1] == wanted[:-1]
+                last_ok = (
+                    window[-1].startswith(wanted[-1]) if term.prefix else window[-1] == wanted[-1]
+                )
+                if head_ok and last_ok:
+                    found.add((index, index + size))
+    return sorted(found)
+
+
+def _best_window(count: int, spans: list[tuple[int, int]]) -> int:
+    """The first word of the window of SNIPPET_WORDS holding the most matches."""
+    if not spans:
+        return 0
+    best_start, best_score = 0, -1
+    for first, _ in spans:
+        start = max(0, min(first - 2, count - SNIPPET_WORDS))
+        score = sum(1 for a, b in spans if a >= start and b <= start + SNIPPET_WORDS)
+        if score > best_score:
+            best_start, best_score = start, score
+    return best_start

@@ -14,34 +14,14 @@ negated so that, as with bm25, lower sorts first); a title-only match appears on
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any, Final
 
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, text
 
-from chatkeep.backends.search_base import (
-    SNIPPET_WORDS,
-    TITLE_WEIGHT,
-    SearchEngine,
-    conditions,
-    hit_from_row,
-)
-from chatkeep.search import (
-    HIGHLIGHT_CLOSE,
-    HIGHLIGHT_OPEN,
-    SearchFilters,
-    SearchHit,
-    SearchQuery,
-    Term,
-)
+from chatkeep.backends.search_base import TITLE_WEIGHT, SearchEngine, conditions
+from chatkeep.search import SearchFilters, SearchHit, SearchQuery, Term
 
 _WORD: Final = re.compile(r"\w+")
-_HEADLINE: Final = (
-    f'StartSel="{HIGHLIGHT_OPEN}", StopSel="{HIGHLIGHT_CLOSE}", '
-    f"MaxWords={SNIPPET_WORDS}, MinWords={SNIPPET_WORDS // 2}, ShortWord=0, "
-    'MaxFragments=2, FragmentDelimiter=" … "'
-)
 
 
 def tsquery_sql(query: SearchQuery, params: dict[str, Any]) -> str:
@@ -64,18 +44,6 @@ def tsquery_sql(query: SearchQuery, params: dict[str, Any]) -> str:
         excluded = " || ".join(term(t) for t in query.excluded)
         expression = f"({expression}) && !!({excluded})"
     return expression
-
-
-def _joined_highlights(hit: SearchHit) -> SearchHit:
-    """ts_headline marks each word of a phrase on its own; FTS5 marks the phrase. Spans
-    that only whitespace separates become one, so both backends highlight alike."""
-    spans: list[tuple[int, int]] = []
-    for start, end in hit.highlights:
-        if spans and not hit.snippet[spans[-1][1] : start].strip():
-            spans[-1] = (spans[-1][0], end)
-        else:
-            spans.append((start, end))
-    return replace(hit, highlights=tuple(spans))
 
 
 class PostgresSearch(SearchEngine):
@@ -107,7 +75,7 @@ class PostgresSearch(SearchEngine):
         page = conn.execute(
             text(self._ranking_sql(expression, on_conversation, on_message)), params
         ).all()
-        return self._hits(conn, expression, params, page)
+        return self.page_hits(conn, user_id, query, page)
 
     @staticmethod
     def _ranking_sql(expression: str, on_conversation: list[str], on_message: list[str]) -> str:
@@ -142,50 +110,6 @@ class PostgresSearch(SearchEngine):
             ORDER BY score, conversation_id, pk
             LIMIT :limit OFFSET :offset
         """  # noqa: S608 - fragments come from fixed tables, values are bound
-
-    def _hits(
-        self, conn: Connection, expression: str, params: dict[str, Any], page: Sequence[Any]
-    ) -> list[SearchHit]:
-        if not page:
-            return []
-        values = {k: v for k, v in params.items() if k.startswith("term_")}
-        values["options"] = _HEADLINE
-        pks = [row.pk for row in page if row.pk is not None]
-        titled = [row.conversation_id for row in page if row.pk is None]
-        messages: dict[int, Any] = {}
-        if pks:
-            sql = text(
-                f"WITH q AS MATERIALIZED (SELECT {expression} AS query)"  # noqa: S608 - bound values
-                " SELECT m.pk, m.id, m.role, m.created_at, c.id AS conversation_id, c.title,"
-                " c.runtime_id, ts_headline('simple', chatkeep_message_text(m.content),"
-                " q.query, :options) AS snippet"
-                " FROM q, messages m JOIN conversations c ON c.id = m.conversation_id"
-                " WHERE m.pk IN :pks"
-            ).bindparams(bindparam("pks", expanding=True))
-            for row in conn.execute(sql, {**values, "pks": pks}):
-                messages[row.pk] = row
-        titles: dict[str, Any] = {}
-        if titled:
-            sql = text(
-                f"WITH q AS MATERIALIZED (SELECT {expression} AS query)"  # noqa: S608 - bound values
-                " SELECT c.id AS conversation_id, c.title, c.runtime_id,"
-                " ts_headline('simple', c.title, q.query,"
-                " :options || ', HighlightAll=true') AS snippet"
-                " FROM q, conversations c WHERE c.id IN :ids"
-            ).bindparams(bindparam("ids", expanding=True))
-            for row in conn.execute(sql, {**values, "ids": titled}):
-                titles[row.conversation_id] = row
-        hits = []
-        for ranked in page:
-            found = (
-                messages.get(ranked.pk)
-                if ranked.pk is not None
-                else titles.get(ranked.conversation_id)
-            )
-            if found is not None:
-                hit = hit_from_row(found, ranked.score, is_message=ranked.pk is not None)
-                hits.append(_joined_highlights(hit))
-        return hits
 
     def rebuild(self, conn: Connection) -> int:
         """The vectors are generated columns, always in step with the rows; what can be

@@ -14,13 +14,12 @@ from typing import Any, ClassVar, Final
 
 from sqlalchemy import Connection, bindparam, text
 
-from chatkeep.search import SearchFilters, SearchHit, SearchQuery, split_highlights
+from chatkeep.model import searchable_text
+from chatkeep.search import SearchFilters, SearchHit, SearchQuery, make_snippet
 from chatkeep.timeutil import optional_from_text, to_text
 
 #: How much more a match in a conversation's title counts than one in a message.
 TITLE_WEIGHT: Final = 2.0
-#: Words of context a snippet shows around the matches.
-SNIPPET_WORDS: Final = 16
 _IN_CHUNK: Final = 500
 
 
@@ -94,6 +93,30 @@ class SearchEngine:
     def drift(self, conn: Connection) -> list[str]:
         """What is out of step between the index and the rows it is derived from."""
         raise NotImplementedError
+
+    def page_hits(
+        self, conn: Connection, user_id: str, query: SearchQuery, page: Sequence[Any]
+    ) -> list[SearchHit]:
+        """Hits for a ranked page of (pk or None for a title match, conversation_id,
+        score): details in one query each, snippets cut in Python (no second MATCH)."""
+        pks = [row.pk for row in page if row.pk is not None]
+        messages = {row.pk: row for row in self.vector_details(conn, user_id, pks)}
+        titled = [row.conversation_id for row in page if row.pk is None]
+        titles: dict[str, Any] = {}
+        if titled:
+            sql = text(
+                "SELECT id AS conversation_id, title, runtime_id FROM conversations"
+                " WHERE id IN :ids AND user_id = :user"
+            ).bindparams(bindparam("ids", expanding=True))
+            for row in conn.execute(sql, {"ids": titled, "user": user_id}):
+                titles[row.conversation_id] = row
+        hits = []
+        for ranked in page:
+            if ranked.pk is not None and ranked.pk in messages:
+                hits.append(_message_hit(messages[ranked.pk], query, float(ranked.score)))
+            elif ranked.pk is None and ranked.conversation_id in titles:
+                hits.append(_title_hit(titles[ranked.conversation_id], query, float(ranked.score)))
+        return hits
 
     def _allowed(
         self,
@@ -179,16 +202,31 @@ class SearchEngine:
         return list(conn.execute(sql, {"user": user_id, "pks": list(pks)}).all())
 
 
-def hit_from_row(row: Any, score: float, *, is_message: bool) -> SearchHit:
-    snippet, highlights = split_highlights(row.snippet or "")
+def _message_hit(row: Any, query: SearchQuery, score: float) -> SearchHit:
+    snippet, highlights = make_snippet(searchable_text(row.content), query)
     return SearchHit(
         conversation_id=row.conversation_id,
         conversation_title=row.title,
         runtime_id=row.runtime_id,
-        message_id=row.id if is_message else None,
-        role=row.role if is_message else None,
-        created_at=optional_from_text(row.created_at) if is_message else None,
+        message_id=row.message_id,
+        role=row.role,
+        created_at=optional_from_text(row.created_at),
         snippet=snippet,
         highlights=highlights,
-        score=float(score),
+        score=score,
+    )
+
+
+def _title_hit(row: Any, query: SearchQuery, score: float) -> SearchHit:
+    snippet, highlights = make_snippet(row.title, query)
+    return SearchHit(
+        conversation_id=row.conversation_id,
+        conversation_title=row.title,
+        runtime_id=row.runtime_id,
+        message_id=None,
+        role=None,
+        created_at=None,
+        snippet=snippet,
+        highlights=highlights,
+        score=score,
     )
