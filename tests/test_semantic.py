@@ -92,7 +92,12 @@ def test_indexing_is_incremental_and_follows_deletes(vault: chatkeep.Vault) -> N
     assert index_pending(store, EMBEDDER, progress=lambda d, t: progress.append((d, t))) == 1
     assert progress == [(1, 1)]
     assert len(semantic_search(store, "alice", "words", embedder=EMBEDDER).hits) == 2
-    store.delete_conversation("alice", conversation)
+    version, rows = store.vector_snapshot("alice", EMBEDDER.name, None)
+    assert len(rows) == 2
+    assert store.vector_snapshot("alice", EMBEDDER.name, version)[1] is None  # still current
+    store.delete_conversation("alice", conversation)  # its vectors go by cascade
+    changed, rows = store.vector_snapshot("alice", EMBEDDER.name, version)
+    assert changed != version and rows == []
     assert semantic_search(store, "alice", "words", embedder=EMBEDDER).hits == ()
     assert vault.doctor() == []
 

@@ -50,7 +50,6 @@ class PostgresSearch(SearchEngine):
     """Runs searches on one PostgreSQL database."""
 
     _KEY_JOIN = "JOIN"
-    _VECTOR_ORDER = "added"
 
     def search(
         self,

@@ -159,6 +159,16 @@ api_tokens = Table(
     Column("revoked_at", String),
 )
 
+# Derived: bumped by triggers whenever a user's vectors of an embedder change, so a
+# search can tell in one lookup whether its in-memory copy is current.
+vector_versions = Table(
+    "vector_versions",
+    metadata,
+    Column("user_id", String, primary_key=True),
+    Column("embedder", String, primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
 #: Every table holding vault data, in an order that satisfies their references: what
 #: ``chatkeep migrate`` copies, and the order of a canonical dump.
 DATA_TABLES = (

@@ -71,8 +71,6 @@ class SearchEngine:
 
     #: How a join is written so the planner starts from the candidate message keys.
     _KEY_JOIN: ClassVar[str] = "JOIN"
-    #: A column that grows with every vector row added (the cache's version check).
-    _VECTOR_ORDER: ClassVar[str] = "rowid"
 
     def search(
         self,
@@ -167,15 +165,15 @@ class SearchEngine:
         return set(self._allowed(conn, params, on_conversation, on_message, rows))
 
     def vector_version(self, conn: Connection, user_id: str, embedder: str) -> tuple[int, int]:
-        """Changes whenever the user's vectors of ``embedder`` change (add or delete)."""
-        row = conn.execute(
+        """Changes whenever the user's vectors of ``embedder`` change (add or delete):
+        one row kept by triggers (migration m0006)."""
+        version = conn.execute(
             text(
-                f"SELECT count(*), coalesce(max({self._VECTOR_ORDER}), 0) FROM message_vectors"  # noqa: S608 - a class constant
-                " WHERE embedder = :embedder AND user_id = :user"
+                "SELECT version FROM vector_versions WHERE user_id = :user AND embedder = :embedder"
             ),
             {"embedder": embedder, "user": user_id},
-        ).one()
-        return int(row[0]), int(row[1])
+        ).scalar()
+        return int(version or 0), 0
 
     def all_vectors(self, conn: Connection, user_id: str, embedder: str) -> list[Any]:
         return list(

@@ -87,7 +87,6 @@ class SqliteSearch(SearchEngine):
     # CROSS JOIN keeps SQLite from starting at the conversations (by state) and walking
     # all their messages: the candidate keys are the selective side.
     _KEY_JOIN = "CROSS JOIN"
-    _VECTOR_ORDER = "rowid"
 
     def search(
         self,

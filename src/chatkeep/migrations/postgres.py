@@ -247,6 +247,45 @@ _M0005 = [
 ]
 
 
+_M0006 = [
+    f"""
+    CREATE TABLE vector_versions (
+        user_id {_T} NOT NULL,
+        embedder {_T} NOT NULL,
+        version BIGINT NOT NULL,
+        PRIMARY KEY (user_id, embedder)
+    )
+    """,
+    """
+    CREATE FUNCTION chatkeep_bump_vector_version() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'DELETE' THEN
+            INSERT INTO vector_versions (user_id, embedder, version)
+                VALUES (OLD.user_id, OLD.embedder, 1)
+                ON CONFLICT (user_id, embedder)
+                DO UPDATE SET version = vector_versions.version + 1;
+        ELSE
+            INSERT INTO vector_versions (user_id, embedder, version)
+                VALUES (NEW.user_id, NEW.embedder, 1)
+                ON CONFLICT (user_id, embedder)
+                DO UPDATE SET version = vector_versions.version + 1;
+        END IF;
+        RETURN NULL;
+    END
+    $$
+    """,
+    """
+    CREATE TRIGGER vector_versions_bump AFTER INSERT OR DELETE ON message_vectors
+        FOR EACH ROW EXECUTE FUNCTION chatkeep_bump_vector_version()
+    """,
+    """
+    INSERT INTO vector_versions (user_id, embedder, version)
+        SELECT user_id, embedder, count(*) FROM message_vectors GROUP BY user_id, embedder
+    """,
+]
+
+
 def _apply(statements: list[str]) -> Callable[[Connection], None]:
     def apply(conn: Connection) -> None:
         for statement in statements:
@@ -261,4 +300,5 @@ MIGRATIONS: list[Migration] = [
     Migration("m0003_full_text_search", _apply(_M0003)),
     Migration("m0004_message_vectors", _apply(_M0004)),
     Migration("m0005_api_tokens", _apply(_M0005)),
+    Migration("m0006_vector_versions", _apply(_M0006)),
 ]

@@ -289,10 +289,46 @@ def m0005_api_tokens(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
+# One row per (user, embedder), bumped by triggers in the same transaction as every
+# change of the vectors (cascaded deletes included): the in-memory copy a semantic
+# search keeps is checked with one lookup instead of counting the user's vectors.
+_BUMP = """
+    INSERT INTO vector_versions (user_id, embedder, version)
+        VALUES ({row}.user_id, {row}.embedder, 1)
+        ON CONFLICT (user_id, embedder) DO UPDATE SET version = version + 1;
+"""
+_M0006 = [
+    """
+    CREATE TABLE vector_versions (
+        user_id TEXT NOT NULL,
+        embedder TEXT NOT NULL,
+        version INTEGER NOT NULL,            -- grows on every insert or delete of a vector
+        PRIMARY KEY (user_id, embedder)
+    )
+    """,
+    "CREATE TRIGGER vector_versions_insert AFTER INSERT ON message_vectors BEGIN"
+    + _BUMP.format(row="new")
+    + "END",
+    "CREATE TRIGGER vector_versions_delete AFTER DELETE ON message_vectors BEGIN"
+    + _BUMP.format(row="old")
+    + "END",
+    """
+    INSERT INTO vector_versions (user_id, embedder, version)
+        SELECT user_id, embedder, count(*) FROM message_vectors GROUP BY user_id, embedder
+    """,
+]
+
+
+def m0006_vector_versions(conn: Connection) -> None:
+    for statement in _M0006:
+        conn.exec_driver_sql(statement)
+
+
 MIGRATIONS: list[Migration] = [
     Migration("m0001_initial", m0001_initial),
     Migration("m0002_imports", m0002_imports),
     Migration("m0003_full_text_search", m0003_full_text_search),
     Migration("m0004_message_vectors", m0004_message_vectors),
     Migration("m0005_api_tokens", m0005_api_tokens),
+    Migration("m0006_vector_versions", m0006_vector_versions),
 ]
