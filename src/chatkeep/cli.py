@@ -357,6 +357,38 @@ def migrate_command(
     say("verified: every table's sha256 matches the source")
 
 
+# -- backup and restore ----------------------------------------------------------
+@cli.command("backup")
+@click.argument("out", type=click.Path(file_okay=False))
+@json_option
+def backup_command(out: str, as_json: bool) -> None:
+    """Back the vault up into the new folder OUT, while writes go on.
+
+    The rows come from one consistent snapshot; attachments and kept import originals
+    are copied beside them, and manifest.json lists every file's sha256. Restore with
+    'chatkeep restore OUT'.
+    """
+    from chatkeep.backup import backup_vault
+
+    with _progress(as_json, "backing up") as advance:
+        report = backup_vault(_state().vault, out, progress=advance)
+    if as_json:
+        emit_json(
+            {
+                "path": str(report.path),
+                "rows": report.rows,
+                "blobs": report.blobs,
+                "originals": report.originals,
+                "bytes": report.bytes,
+            }
+        )
+        return
+    say(
+        f"backed up {sum(report.rows.values()):,} rows, {report.blobs:,} attachments and "
+        f"{report.originals:,} import originals ({report.bytes:,} bytes) to {report.path}"
+    )
+
+
 # -- API tokens ------------------------------------------------------------------
 @cli.group()
 def token() -> None:
@@ -797,7 +829,61 @@ _lifecycle("unpin", "unpin_conversation", "Unpin conversations.")
 _lifecycle("archive", "archive_conversation", "Archive conversations (hidden from the sidebar).")
 _lifecycle("unarchive", "unarchive_conversation", "Bring archived conversations back.")
 _lifecycle("trash", "trash_conversation", "Move conversations to the trash.")
-_lifecycle("restore", "restore_conversation", "Restore conversations from the trash.")
+_lifecycle("untrash", "restore_conversation", "Restore conversations from the trash.")
+
+
+@cli.command("restore")
+@click.argument("targets", nargs=-1, required=True, metavar="BACKUP | CONVERSATION...")
+@click.option("--url", help="Restore a backup into PostgreSQL at this URL (default: SQLite).")
+@json_option
+def restore_command(targets: Sequence[str], url: str | None, as_json: bool) -> None:
+    """Restore a backup folder into a new, empty vault, or conversations from the trash.
+
+    With a backup folder (from 'chatkeep backup'), the vault chosen by --home / --env is
+    created from it: every file is checked against the backup's manifest before
+    anything is written, and the result is checked with doctor. With conversation ids,
+    they come back from the trash (as 'chatkeep untrash').
+    """
+    if len(targets) == 1 and (Path(targets[0]) / "manifest.json").is_file():
+        _restore_backup(targets[0], url, as_json)
+        return
+    state = _state()
+    _for_each(
+        targets,
+        lambda c: state.store.restore_conversation(state.user, c),
+        lambda _id, c: shapes.conversation(c),
+        _conversation_line,
+        as_json,
+    )
+
+
+def _restore_backup(backup: str, url: str | None, as_json: bool) -> None:
+    from chatkeep.backup import restore_vault
+
+    state = _state()
+    with _progress(as_json, "restoring") as advance:
+        report = restore_vault(
+            backup, state.home, env=state.env, url=url, progress=lambda _t, n: advance(n)
+        )
+    if as_json:
+        emit_json(
+            {
+                "root": str(report.root),
+                "rows": report.rows,
+                "blobs": report.blobs,
+                "originals": report.originals,
+                "problems": [shapes.problem(p) for p in report.problems],
+            }
+        )
+    else:
+        say(
+            f"restored {sum(report.rows.values()):,} rows and {report.blobs:,} attachments "
+            f"into {report.root}"
+        )
+        for problem in report.problems:
+            say(f"{problem.severity}: {problem.message}")
+    if any(p.severity == "error" for p in report.problems):
+        sys.exit(DOCTOR_PROBLEMS_EXIT)
 
 
 @cli.command()

@@ -13,7 +13,9 @@ import contextlib
 import errno
 import hashlib
 import os
+import queue
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -175,6 +177,86 @@ def new_spool(directory: Path, name: str) -> tuple[BinaryIO, Path]:
     return os.fdopen(fd, "wb"), path
 
 
+class BackgroundContentWriter:
+    """:func:`write_content_addressed` with ``durable=False`` for many files held in
+    memory, the file system's part done on a worker thread.
+
+    :meth:`put` hashes the bytes at once (the caller needs the digest) and queues the
+    write; creating a file can take a millisecond on a busy file system, and the caller's
+    own work goes on meanwhile. At most ``max_pending`` bytes wait in memory (one larger
+    item waits alone). :meth:`close` waits for every file and raises the first error a
+    write met; only then may :func:`sync_files` run on the paths, and only after that may
+    anything that refers to them be committed. After a failure, later writes are skipped.
+    """
+
+    def __init__(self, directory: Path, *, max_bytes: int, max_pending: int) -> None:
+        self._directory = directory
+        self._max_bytes = max_bytes
+        self._max_pending = max_pending
+        self._pending = 0
+        self._changed = threading.Condition()
+        self._queue: queue.SimpleQueue[tuple[bytes, Path] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def put(self, data: bytes) -> tuple[str, int, Path]:
+        """Queue ``data``; return (sha256, size, path) at once."""
+        if len(data) > self._max_bytes:
+            raise LimitExceeded(f"attachment is larger than the {self._max_bytes}-byte limit")
+        sha = hashlib.sha256(data).hexdigest()
+        final = self._directory / sha[:2] / sha
+        with self._changed:
+            while self._pending and self._pending + len(data) > self._max_pending:
+                self._changed.wait()
+            if self._error is not None:
+                raise self._error
+            self._pending += len(data)
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._work, name="chatkeep-content-writer", daemon=True
+            )
+            self._thread.start()
+        self._queue.put((data, final))
+        return sha, len(data), final
+
+    def close(self) -> None:
+        """Wait until every queued file is written; raise the first error."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            raise self._error
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            data, final = item
+            try:
+                if self._error is None:
+                    self._write(data, final)
+            except BaseException as exc:  # handed to the caller by put() or close()
+                self._error = exc
+            finally:
+                with self._changed:
+                    self._pending -= len(data)
+                    self._changed.notify_all()
+
+    def _write(self, data: bytes, final: Path) -> None:
+        ensure_dir(final.parent)
+        if final.exists():
+            return
+        staging = self._directory / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+        try:
+            with staging.open("xb") as handle:
+                handle.write(data)
+            staging.chmod(0o400)
+            staging.replace(final)
+        except OSError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                staging.unlink()
+            _raise_storage(exc, "an attachment")
+
+
 def sync_files(paths: Iterable[Path]) -> None:
     """fsync files written with ``durable=False``, then their directories, once each."""
     directories = set()
@@ -239,3 +321,43 @@ def remove_stale_temp(directory: Path, *, older_than: float) -> int:
         else:
             removed += remove_file(path)
     return removed
+
+
+def publish_dir(staging: Path, target: Path) -> None:
+    """Give a fully written, synced folder its final name, durably: a reader sees either
+    no ``target`` or all of it (a backup is never found half written)."""
+    if target.exists():
+        raise StorageError(f"{target} already exists")
+    try:
+        os.rename(staging, target)
+    except OSError as exc:
+        _raise_storage(exc, target.name)
+    fsync_dir(target.parent)
+
+
+def sync_tree(directory: Path) -> None:
+    """fsync every file and folder under ``directory`` (after writing it in pieces)."""
+    for path in sorted(directory.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir():
+            fsync_dir(path)
+        else:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                _raise_storage(exc, path.name)
+            finally:
+                os.close(fd)
+    fsync_dir(directory)
+
+
+def copy_file(source: Path, target: Path, *, mode: int = 0o600) -> None:
+    """Copy ``source`` to ``target`` atomically and durably (folders made as needed)."""
+    ensure_dir(target.parent)
+    with source.open("rb") as handle:
+
+        def pipe(out: BinaryIO) -> None:
+            while chunk := handle.read(_CHUNK):
+                out.write(chunk)
+
+        atomic_write_with(target, pipe, mode=mode)

@@ -309,6 +309,14 @@ class Store(Protocol):
         ...
 
     # -- whole-vault copies ---------------------------------------------------------
+    def dump_snapshot(self) -> Iterator[tuple[str, Iterator[dict[str, Any]]]]:
+        """Every data table's rows from one consistent snapshot (see the backend)."""
+        ...
+
+    def schema_version(self) -> list[str]:
+        """Names of the applied schema migrations."""
+        ...
+
     def dump_table(self, name: str) -> Iterator[dict[str, Any]]:
         """Every row of a data table (``schema.DATA_TABLES``) by primary key."""
         ...

@@ -12,9 +12,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from chatkeep import fsutil
 from chatkeep.backends.schema import DATA_TABLES
@@ -129,17 +128,10 @@ def _copy_originals(source: Vault, destination: Vault, added: list[Path]) -> int
         origin, target = source.root / relative, destination.root / relative
         if not origin.is_file():
             continue  # doctor reports it at the source; the record itself still moves
-        fsutil.ensure_dir(target.parent)
-        with origin.open("rb") as handle:
-            fsutil.atomic_write_with(target, partial(_pipe, handle), mode=0o400)
+        fsutil.copy_file(origin, target, mode=0o400)
         added.append(target)
         copied += 1
     return copied
-
-
-def _pipe(source: BinaryIO, out: BinaryIO) -> None:
-    while chunk := source.read(1024 * 1024):
-        out.write(chunk)
 
 
 def dump_text(store: Store) -> str:

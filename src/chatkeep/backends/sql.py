@@ -30,6 +30,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql
@@ -1370,7 +1371,33 @@ class SqlStore:
         with self._write() as conn:
             return self._search.rebuild(conn)
 
-    # -- whole-vault copies (chatkeep migrate) -------------------------------------
+    # -- whole-vault copies (chatkeep migrate, backup) -----------------------------
+    def dump_snapshot(self) -> Iterator[tuple[str, Iterator[dict[str, Any]]]]:
+        """Every data table, in reference order, all read in ONE transaction: a
+        consistent snapshot while writers go on (WAL on SQLite, REPEATABLE READ on
+        PostgreSQL). Consume each table's rows before asking for the next."""
+        options = (
+            {"isolation_level": "REPEATABLE READ"}
+            if self._engine.dialect.name == "postgresql"
+            else {}
+        )
+        try:
+            with self._engine.connect().execution_options(**options) as conn, conn.begin():
+                for table in t.DATA_TABLES:
+                    order = list(table.primary_key.columns)
+                    result = conn.execution_options(yield_per=_COPY_BATCH).execute(
+                        select(table).order_by(*order)
+                    )
+                    rows = ({str(k): _plain(v) for k, v in row._mapping.items()} for row in result)
+                    yield str(table.name), rows
+        except DBAPIError as exc:
+            raise self._translate(exc.orig or exc) from exc
+
+    def schema_version(self) -> list[str]:
+        """The names of the applied schema migrations, in order."""
+        with self._read() as conn:
+            return list(conn.scalars(select(text("name")).select_from(text("schema_migrations"))))
+
     def dump_table(self, name: str) -> Iterator[dict[str, Any]]:
         """Every row of data table ``name``, by primary key, as plain values."""
         table = _data_table(name)
