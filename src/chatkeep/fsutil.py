@@ -329,7 +329,7 @@ def publish_dir(staging: Path, target: Path) -> None:
     if target.exists():
         raise StorageError(f"{target} already exists")
     try:
-        os.rename(staging, target)
+        staging.rename(target)
     except OSError as exc:
         _raise_storage(exc, target.name)
     fsync_dir(target.parent)
