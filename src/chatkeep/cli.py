@@ -436,6 +436,39 @@ def token_revoke(token_id: str, as_json: bool) -> None:
     emit_json(shapes.token(revoked)) if as_json else say(f"revoked {revoked.id}")
 
 
+@user.command("rm")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+def user_rm(name: str, yes: bool, as_json: bool) -> None:
+    """Delete user NAME and everything of theirs, for good.
+
+    Every row in every table, the attachments no other user shares, the kept originals
+    of their imports; then the vault is compacted so that none of it remains in its
+    files. There is no undo: take a backup first if in doubt.
+    """
+    from chatkeep.lifecycle import delete_account
+
+    if not yes and not as_json:
+        click.confirm(f"Delete user {name} and all their conversations for good?", abort=True)
+    report = delete_account(_state().vault, name)
+    if as_json:
+        emit_json(
+            {
+                "user": report.user_id,
+                "rows": report.rows,
+                "blobs": report.blobs,
+                "originals": report.originals,
+            }
+        )
+        return
+    total = sum(report.rows.values())
+    say(
+        f"deleted user {report.user_id}: {total:,} rows, {report.blobs:,} attachment files, "
+        f"{report.originals:,} import originals"
+    )
+
+
 # -- runtimes --------------------------------------------------------------------
 @cli.group()
 def runtime() -> None:

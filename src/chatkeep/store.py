@@ -308,6 +308,15 @@ class Store(Protocol):
         """Derive the search index again from the stored rows; return messages indexed."""
         ...
 
+    # -- deleting an account --------------------------------------------------------
+    def delete_user(self, user_id: str) -> dict[str, int]:
+        """Remove every row of the user in every table, and blobs no one else uses."""
+        ...
+
+    def compact(self) -> None:
+        """Rewrite storage so that deleted data leaves no bytes in the vault's files."""
+        ...
+
     # -- whole-vault copies ---------------------------------------------------------
     def dump_snapshot(self) -> Iterator[tuple[str, Iterator[dict[str, Any]]]]:
         """Every data table's rows from one consistent snapshot (see the backend)."""

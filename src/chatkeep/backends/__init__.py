@@ -10,6 +10,7 @@ from chatkeep.backends.sql import SqlStore
 from chatkeep.backends.sqlite import (
     WRITE_OPTIONS,
     AppendConnections,
+    compact,
     create_sqlite_engine,
     integrity_problems,
     translate_error,
@@ -49,6 +50,7 @@ def open_sqlite_store(paths: VaultPaths) -> SqlStore:
         translate=translate_error,
         dialect_checks=integrity_problems,
         search=SqliteSearch(),
+        compact=lambda: compact(paths.database),
     )
 
 

@@ -105,7 +105,9 @@ class SqlStore:
         dialect_checks: Callable[[Connection], list[str]],
         search: SearchEngine,
         after_load: Callable[[Connection], None] = lambda _conn: None,
+        compact: Callable[[], None] = lambda: None,
     ) -> None:
+        self._compact = compact
         self._engine = engine
         self._after_load = after_load
         self._blobs = blobs
@@ -1371,6 +1373,33 @@ class SqlStore:
         with self._write() as conn:
             return self._search.rebuild(conn)
 
+    # -- deleting an account ------------------------------------------------------
+    def delete_user(self, user_id: str) -> dict[str, int]:
+        """Every row of the user in every table, in one transaction, then the blobs no
+        one else uses; returns what went, per table (and ``blobs``)."""
+        check_name("user", user_id)
+        removed: dict[str, int] = {}
+        with self._write() as conn:
+            self._require_user(conn, user_id)
+            shas = set(
+                conn.scalars(
+                    select(t.attachments.c.sha256).where(t.attachments.c.user_id == user_id)
+                )
+            )
+            for table in _USER_TABLES:
+                removed[str(table.name)] = conn.execute(
+                    delete(table).where(table.c.user_id == user_id)
+                ).rowcount
+            removed["users"] = conn.execute(delete(t.users).where(t.users.c.id == user_id)).rowcount
+        empty = DeleteReport(conversations=0, messages=0, attachments=0, blobs=0)
+        removed["blobs"] = self._finish_delete(empty, shas).blobs
+        return removed
+
+    def compact(self) -> None:
+        """Rewrite the storage so that deleted rows leave no bytes behind in the vault's
+        files: the search index merged, the database rebuilt, the WAL emptied."""
+        self._compact()
+
     # -- whole-vault copies (chatkeep migrate, backup) -----------------------------
     def dump_snapshot(self) -> Iterator[tuple[str, Iterator[dict[str, Any]]]]:
         """Every data table, in reference order, all read in ONE transaction: a
@@ -1629,6 +1658,20 @@ class SqlStore:
 
 # -- row conversion ---------------------------------------------------------------
 _COPY_BATCH = 1_000
+#: Tables with a user_id, children before parents: what deleting an account empties.
+_USER_TABLES = (
+    t.message_vectors,
+    t.vector_versions,
+    t.attachments,
+    t.messages,
+    t.conversation_tags,
+    t.pins,
+    t.conversations,
+    t.runtimes,
+    t.imports,
+    t.settings,
+    t.api_tokens,
+)
 
 
 def _data_table(name: str) -> Table:

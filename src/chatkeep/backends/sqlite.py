@@ -153,6 +153,24 @@ class AppendConnections:
             conn.close()
 
 
+def compact(path: Path) -> None:
+    """Leave no deleted bytes in the database's files: merge the full-text index (which
+    keeps deleted entries until a merge), rebuild the file without free pages, and
+    checkpoint the WAL down to nothing. Takes the write lock like any writer."""
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    try:
+        _on_connect(conn, None)
+        conn.execute("PRAGMA secure_delete = ON")
+        conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')")
+        conn.execute("INSERT INTO conversations_fts (conversations_fts) VALUES ('optimize')")
+        conn.execute("VACUUM")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.DatabaseError as exc:
+        raise translate_error(exc) from exc
+    finally:
+        conn.close()
+
+
 def translate_error(exc: BaseException) -> ChatkeepError:
     """A SQLite error as the chatkeep error a caller can act on."""
     text_ = str(exc).lower()
