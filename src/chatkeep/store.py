@@ -308,6 +308,15 @@ class Store(Protocol):
         """Derive the search index again from the stored rows; return messages indexed."""
         ...
 
+    def merge_tables(
+        self,
+        tables: Iterable[tuple[str, Iterable[dict[str, Any]]]],
+        *,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> dict[str, int]:
+        """Rows not held yet (by id) into this store, in one transaction; new counts."""
+        ...
+
     # -- deleting an account --------------------------------------------------------
     def delete_user(self, user_id: str) -> dict[str, int]:
         """Remove every row of the user in every table, and blobs no one else uses."""

@@ -1373,6 +1373,35 @@ class SqlStore:
         with self._write() as conn:
             return self._search.rebuild(conn)
 
+    def merge_tables(
+        self,
+        tables: Iterable[tuple[str, Iterable[dict[str, Any]]]],
+        *,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> dict[str, int]:
+        """Insert the rows this store does not hold yet, matched by id (or key), in one
+        transaction: a later export of the same vault adds only what is new. Messages
+        join a conversation that is already here after its own, with the next sequence
+        numbers, and its counters are summed again; ``messages.pk`` is assigned here.
+        Vectors are derived and not merged (``chatkeep index`` makes them)."""
+        added: dict[str, int] = {}
+        with self._write() as conn:
+            merge = _Merge(conn)
+            for name, rows in tables:
+                table = _data_table(name)
+                added[name] = 0
+                for batch in _batches(rows, _COPY_BATCH):
+                    if name == "message_vectors":
+                        continue
+                    fresh = merge.fresh(table, batch)
+                    if fresh:
+                        conn.execute(insert(table), fresh)
+                        added[name] += len(fresh)
+                    if progress is not None:
+                        progress(name, len(batch))
+            merge.recount()
+        return added
+
     # -- deleting an account ------------------------------------------------------
     def delete_user(self, user_id: str) -> dict[str, int]:
         """Every row of the user in every table, in one transaction, then the blobs no
@@ -1672,6 +1701,73 @@ _USER_TABLES = (
     t.settings,
     t.api_tokens,
 )
+
+
+class _Merge:
+    """Which incoming rows are new, and the sequence numbers of messages joining a
+    conversation that was already here."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.arrived: set[str] = set()  # conversations this merge brought
+        self.next_seq: dict[str, int] = {}  # conversations here before, gaining messages
+
+    def fresh(self, table: Table, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        keys = [c for c in table.primary_key.columns if c.name != "pk"] or [table.c.id]
+        if table is t.messages:
+            keys = [table.c.id]
+        present = self._present(table, keys, batch)
+        rows = [r for r in batch if tuple(r[k.name] for k in keys) not in present]
+        if table is t.conversations:
+            self.arrived.update(r["id"] for r in rows)
+        if table is t.messages:
+            rows = [self._renumbered(r) for r in rows]
+        return rows
+
+    def _present(self, table: Table, keys: list[Any], batch: list[dict[str, Any]]) -> set[Any]:
+        if len(keys) == 1:
+            values = [r[keys[0].name] for r in batch]
+            found = self.conn.execute(select(keys[0]).where(keys[0].in_(values)))
+            return {(value,) for (value,) in found}
+        wanted = {tuple(r[k.name] for k in keys) for r in batch}
+        first = keys[0]
+        found = self.conn.execute(select(*keys).where(first.in_({key[0] for key in wanted})))
+        return {tuple(row) for row in found} & wanted
+
+    def _renumbered(self, row: dict[str, Any]) -> dict[str, Any]:
+        fresh = {k: v for k, v in row.items() if k != "pk"}
+        conversation = row["conversation_id"]
+        if conversation in self.arrived:
+            return fresh  # its own numbering, complete in the export
+        if conversation not in self.next_seq:
+            m = t.messages
+            self.next_seq[conversation] = self.conn.execute(
+                select(func.count()).where(m.c.conversation_id == conversation)
+            ).scalar_one()
+        fresh["seq"] = self.next_seq[conversation]
+        self.next_seq[conversation] += 1
+        return fresh
+
+    def recount(self) -> None:
+        m, c = t.messages, t.conversations
+        for conversation in self.next_seq:
+            totals = self.conn.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(m.c.tokens), 0),
+                    func.coalesce(func.sum(m.c.cost), 0.0),
+                ).where(m.c.conversation_id == conversation)
+            ).one()
+            self.conn.execute(
+                update(c)
+                .where(c.c.id == conversation)
+                .values(
+                    message_count=totals[0],
+                    total_tokens=totals[1],
+                    total_cost=totals[2],
+                    updated_at=to_text(utcnow()),
+                )
+            )
 
 
 def _data_table(name: str) -> Table:
