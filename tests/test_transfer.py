@@ -61,6 +61,10 @@ def _fill(vault: chatkeep.Vault) -> None:
     store.trash_conversation("alice", gone.id)
     store.fork_conversation("alice", home, first.id, title="forked")
     store.set_setting("alice", "ui.theme", "dark")
+    store.save_snapshot("alice", "layout", {"open": [home]}, starred=True, runtime_id="synth-001")
+    store.record_usage("alice", model="m-1", runtime_id="synth-001", tokens_in=3, cost=0.01)
+    store.record_event("alice", home, "typing", {"chars": 4})
+    store.put_draft("alice", plans.id, "an unsent thought")
     tokens.issue_token(store, "alice", name="copy me")
     store.append_message(
         "bob", store.route("bob", "synth-001").id, chatkeep.user_message("bob's lighthouse")

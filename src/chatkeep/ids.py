@@ -3,7 +3,8 @@
 Two families:
 
 * **Minted ids** for conversations (``c_``), messages (``m_``), attachments (``a_``),
-  imports (``i_``), API tokens (``t_``) and server jobs (``j_``):
+  imports (``i_``), API tokens (``t_``), server jobs (``j_``), snapshots (``s_``) and
+  usage events (``e_``):
   a kind prefix and a ULID (48-bit millisecond time + 80 random bits, Crockford base32).
   They sort by creation time and are strictly increasing within one process, so
   ``ORDER BY id`` is creation order even inside one millisecond.
@@ -27,7 +28,9 @@ from typing import Final, Literal
 from chatkeep.errors import InvalidId
 from chatkeep.limits import MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_SETTING_KEY_LENGTH
 
-IdKind = Literal["conversation", "message", "attachment", "import", "token", "job"]
+IdKind = Literal[
+    "conversation", "message", "attachment", "import", "token", "job", "snapshot", "event"
+]
 
 _PREFIX: Final[dict[IdKind, str]] = {
     "conversation": "c",
@@ -36,6 +39,8 @@ _PREFIX: Final[dict[IdKind, str]] = {
     "import": "i",
     "token": "t",
     "job": "j",
+    "snapshot": "s",
+    "event": "e",
 }
 _CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ULID_RE: Final = "[0-7][0-9A-HJKMNP-TV-Z]{25}"

@@ -107,6 +107,50 @@ class ApiToken:
 
 
 @dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A named saved state of an application; starred ones outlive retention."""
+
+    id: str
+    name: str
+    starred: bool
+    state: Any
+    runtime_id: str | None
+    conversation_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotal:
+    """Usage summed for one day, model and runtime."""
+
+    day: str
+    model: str
+    runtime_id: str | None
+    events: int
+    tokens_in: int
+    tokens_out: int
+    cost: float
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """One event of a conversation's recording, in the order it was recorded."""
+
+    seq: int
+    at: datetime
+    kind: str
+    data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    conversation_id: str
+    text: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Runtime:
     """An assistant identity; its ``config`` holds model, instructions, tools, memories."""
 

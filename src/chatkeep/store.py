@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from chatkeep.importers.model import ParsedExport
@@ -23,11 +24,15 @@ from chatkeep.model import (
     Branch,
     Conversation,
     ConversationState,
+    Draft,
     ImportRecord,
     Message,
     NewMessage,
     Problem,
+    RecordedEvent,
     Runtime,
+    Snapshot,
+    UsageTotal,
     User,
 )
 from chatkeep.search import SearchFilters, SearchPage
@@ -316,6 +321,73 @@ class Store(Protocol):
     ) -> dict[str, int]:
         """Rows not held yet (by id) into this store, in one transaction; new counts."""
         ...
+
+    # -- snapshots, usage, recordings, drafts, retention ------------------------------
+    def save_snapshot(
+        self,
+        user_id: str,
+        name: str,
+        state: Any,
+        *,
+        starred: bool = False,
+        runtime_id: str | None = None,
+        conversation_id: str | None = None,
+    ) -> Snapshot: ...
+
+    def list_snapshots(self, user_id: str) -> list[Snapshot]: ...
+
+    def get_snapshot(self, user_id: str, snapshot_id: str) -> Snapshot: ...
+
+    def star_snapshot(self, user_id: str, snapshot_id: str, starred: bool) -> Snapshot: ...
+
+    def delete_snapshot(self, user_id: str, snapshot_id: str) -> None: ...
+
+    def record_usage(
+        self,
+        user_id: str,
+        *,
+        model: str,
+        runtime_id: str | None = None,
+        conversation_id: str | None = None,
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+        cost: float = 0.0,
+        duration_ms: int = 0,
+        at: datetime | None = None,
+    ) -> str: ...
+
+    def usage_totals(
+        self, user_id: str, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[UsageTotal]: ...
+
+    def record_event(
+        self,
+        user_id: str,
+        conversation_id: str,
+        kind: str,
+        data: Any = None,
+        *,
+        at: datetime | None = None,
+    ) -> int: ...
+
+    def replay(self, user_id: str, conversation_id: str) -> list[RecordedEvent]: ...
+
+    def put_draft(self, user_id: str, conversation_id: str, text: str) -> Draft: ...
+
+    def get_draft(self, user_id: str, conversation_id: str) -> Draft | None: ...
+
+    def expired(
+        self,
+        user_id: str,
+        *,
+        trashed_before: datetime,
+        snapshots_before: datetime,
+        usage_before: datetime,
+    ) -> dict[str, list[str]]: ...
+
+    def purge(
+        self, user_id: str, *, snapshots: Sequence[str], usage_events: Sequence[str]
+    ) -> tuple[int, int]: ...
 
     # -- deleting an account --------------------------------------------------------
     def delete_user(self, user_id: str) -> dict[str, int]:

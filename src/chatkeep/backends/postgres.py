@@ -125,10 +125,16 @@ def translate_error(exc: BaseException) -> ChatkeepError:
 
 def after_bulk_load(conn: Connection) -> None:
     """Rows loaded with their own keys leave the identity behind: move it past them."""
-    conn.exec_driver_sql(
-        "SELECT setval(pg_get_serial_sequence('messages', 'pk'),"
-        " (SELECT coalesce(max(pk), 0) + 1 FROM messages), false)"
-    )
+    for statement in _RESET_IDENTITIES:
+        conn.exec_driver_sql(statement)
+
+
+_RESET_IDENTITIES: Final = (
+    "SELECT setval(pg_get_serial_sequence('messages', 'pk'),"
+    " (SELECT coalesce(max(pk), 0) + 1 FROM messages), false)",
+    "SELECT setval(pg_get_serial_sequence('recording_events', 'pk'),"
+    " (SELECT coalesce(max(pk), 0) + 1 FROM recording_events), false)",
+)
 
 
 def integrity_problems(_conn: Connection) -> list[str]:

@@ -169,6 +169,54 @@ vector_versions = Table(
     Column("version", Integer, nullable=False),
 )
 
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("user_id", String, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("starred", Integer, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("runtime_id", String),
+    Column("conversation_id", String),
+    Column("created_at", String, nullable=False),
+)
+
+usage_events = Table(
+    "usage_events",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("user_id", String, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("runtime_id", String),
+    Column("conversation_id", String),
+    Column("tokens_in", Integer, nullable=False),
+    Column("tokens_out", Integer, nullable=False),
+    Column("cost", Float, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("created_at", String, nullable=False),
+)
+
+recording_events = Table(
+    "recording_events",
+    metadata,
+    Column("pk", Integer, primary_key=True),
+    Column("user_id", String, nullable=False),
+    Column("conversation_id", String, nullable=False),
+    Column("at", String, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("data", Text, nullable=False),
+)
+
+drafts = Table(
+    "drafts",
+    metadata,
+    Column("user_id", String, primary_key=True),
+    Column("conversation_id", String, primary_key=True),
+    Column("text", Text, nullable=False),
+    Column("updated_at", String, nullable=False),
+)
+
 #: Every table holding vault data, in an order that satisfies their references: what
 #: ``chatkeep migrate`` copies, and the order of a canonical dump.
 DATA_TABLES = (
@@ -183,4 +231,8 @@ DATA_TABLES = (
     message_vectors,
     settings,
     api_tokens,
+    snapshots,
+    usage_events,
+    recording_events,
+    drafts,
 )

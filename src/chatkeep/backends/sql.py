@@ -47,6 +47,7 @@ from chatkeep.backends.appender import (
 )
 from chatkeep.backends.search_base import SearchEngine
 from chatkeep.backends.sql_import import ImportOutcome, ImportWriter, Progress
+from chatkeep.backends.sql_lifecycle import LifecycleTables
 from chatkeep.blobs import BlobStore
 from chatkeep.errors import (
     ChatkeepError,
@@ -91,7 +92,7 @@ from chatkeep.validate import (
 _COST_TOLERANCE = 1e-6
 
 
-class SqlStore:
+class SqlStore(LifecycleTables):
     """:class:`~chatkeep.store.Store` on a SQL database through SQLAlchemy Core."""
 
     def __init__(
@@ -1689,6 +1690,10 @@ class SqlStore:
 _COPY_BATCH = 1_000
 #: Tables with a user_id, children before parents: what deleting an account empties.
 _USER_TABLES = (
+    t.recording_events,
+    t.drafts,
+    t.snapshots,
+    t.usage_events,
     t.message_vectors,
     t.vector_versions,
     t.attachments,
@@ -1713,15 +1718,21 @@ class _Merge:
         self.next_seq: dict[str, int] = {}  # conversations here before, gaining messages
 
     def fresh(self, table: Table, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        keys = [c for c in table.primary_key.columns if c.name != "pk"] or [table.c.id]
+        # A row is known by its primary key; rows keyed by a local serial (messages,
+        # recording events) by their id, or else by everything they hold.
+        keys = [c for c in table.primary_key.columns if c.name != "pk"]
         if table is t.messages:
             keys = [table.c.id]
+        elif not keys:
+            keys = [c for c in table.columns if c.name != "pk"]
         present = self._present(table, keys, batch)
         rows = [r for r in batch if tuple(r[k.name] for k in keys) not in present]
         if table is t.conversations:
             self.arrived.update(r["id"] for r in rows)
         if table is t.messages:
             rows = [self._renumbered(r) for r in rows]
+        elif "pk" in table.c:
+            rows = [{k: v for k, v in r.items() if k != "pk"} for r in rows]
         return rows
 
     def _present(self, table: Table, keys: list[Any], batch: list[dict[str, Any]]) -> set[Any]:

@@ -324,6 +324,63 @@ def m0006_vector_versions(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
+_M0007 = [
+    """
+    CREATE TABLE snapshots (
+        id TEXT PRIMARY KEY NOT NULL,        -- minted s_<ulid>
+        user_id TEXT NOT NULL REFERENCES users(id),
+        name TEXT NOT NULL,
+        starred INTEGER NOT NULL,            -- 1: kept whatever the retention policy says
+        state TEXT NOT NULL,                 -- JSON: the application's saved state
+        runtime_id TEXT,                     -- what it is a snapshot of, if anything
+        conversation_id TEXT,
+        created_at TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX snapshots_by_user ON snapshots (user_id, created_at)",
+    """
+    CREATE TABLE usage_events (
+        id TEXT PRIMARY KEY NOT NULL,        -- minted e_<ulid>
+        user_id TEXT NOT NULL REFERENCES users(id),
+        model TEXT NOT NULL,
+        runtime_id TEXT,
+        conversation_id TEXT,
+        tokens_in INTEGER NOT NULL,
+        tokens_out INTEGER NOT NULL,
+        cost REAL NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX usage_events_by_user ON usage_events (user_id, created_at)",
+    """
+    CREATE TABLE recording_events (
+        pk INTEGER PRIMARY KEY,              -- the order of recording
+        user_id TEXT NOT NULL,
+        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        at TEXT NOT NULL,                    -- when it happened (ISO-8601 UTC)
+        kind TEXT NOT NULL,                  -- e.g. typing, message, tool_call, stream_chunk
+        data TEXT NOT NULL                   -- JSON
+    )
+    """,
+    "CREATE INDEX recording_events_by_conversation ON recording_events (conversation_id, pk)",
+    """
+    CREATE TABLE drafts (
+        user_id TEXT NOT NULL,
+        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        text TEXT NOT NULL,                  -- the unsent text, as last saved
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (user_id, conversation_id)
+    )
+    """,
+]
+
+
+def m0007_snapshots_usage_recordings_drafts(conn: Connection) -> None:
+    for statement in _M0007:
+        conn.exec_driver_sql(statement)
+
+
 MIGRATIONS: list[Migration] = [
     Migration("m0001_initial", m0001_initial),
     Migration("m0002_imports", m0002_imports),
@@ -331,4 +388,5 @@ MIGRATIONS: list[Migration] = [
     Migration("m0004_message_vectors", m0004_message_vectors),
     Migration("m0005_api_tokens", m0005_api_tokens),
     Migration("m0006_vector_versions", m0006_vector_versions),
+    Migration("m0007_snapshots_usage_recordings_drafts", m0007_snapshots_usage_recordings_drafts),
 ]
