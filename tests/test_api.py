@@ -450,6 +450,8 @@ def test_large_upload_streams_to_disk(world: dict[str, Any], alice: httpx.Client
 def _dump(client: httpx.Client) -> str:
     """Everything a user can read, as one canonical string."""
     parts: dict[str, Any] = {
+        "snapshots": ok(client.get("/api/snapshots")),
+        "usage": ok(client.get("/api/usage")),
         "runtimes": ok(client.get("/api/runtimes")),
         "settings": ok(client.get("/api/settings")),
         "tokens": ok(client.get("/api/tokens")),
@@ -458,7 +460,13 @@ def _dump(client: httpx.Client) -> str:
     for state in ("active", "archived", "trashed"):
         listed = ok(client.get("/api/conversations", params={"state": state, "limit": 1000}))
         parts[state] = [
-            ok(client.get(f"/api/conversations/{c['id']}", params={"all_branches": "true"}))
+            {
+                "read": ok(
+                    client.get(f"/api/conversations/{c['id']}", params={"all_branches": "true"})
+                ),
+                "draft": ok(client.get(f"/api/conversations/{c['id']}/draft")),
+                "events": ok(client.get(f"/api/conversations/{c['id']}/events")),
+            }
             for c in listed
         ]
     return json.dumps(parts, sort_keys=True)
@@ -480,6 +488,9 @@ def _bob_world(bob: httpx.Client) -> dict[str, str]:
         201,
     )
     ok(bob.put("/api/settings/bob.only", json={"value": 1}))
+    ok(bob.put(f"/api/conversations/{cid}/draft", json={"text": "bob's draft"}))
+    ok(bob.post(f"/api/conversations/{cid}/events", json={"kind": "typing"}), 201)
+    snapshot = ok(bob.post("/api/snapshots", json={"name": "bob's", "state": {"a": 1}}), 201)
     token = ok(bob.post("/api/tokens", json={"name": "bob's"}), 201)
     job = ok(bob.post("/api/imports", params={"filename": "x.json"}, content=b"[]"), 202)
     finished = wait_for_job(bob, job["id"])
@@ -490,6 +501,7 @@ def _bob_world(bob: httpx.Client) -> dict[str, str]:
         "message_id": message["id"],
         "attachment_id": message["attachments"][0]["id"],
         "key": "bob.only",
+        "snapshot_id": snapshot["id"],
         "token_id": token["id"],
         "job_id": finished["id"],
         "import_id": imports[0]["id"] if imports else "i_01JD3Z0000000000000000000A",
@@ -505,6 +517,9 @@ _BODIES: dict[tuple[str, str], Any] = {
     ("post", "/api/conversations/{conversation_id}/messages"): {"text": "injected"},
     ("post", "/api/conversations/{conversation_id}/reply"): {},
     ("put", "/api/settings/{key}"): {"value": "mine"},
+    ("put", "/api/conversations/{conversation_id}/draft"): {"text": "mine"},
+    ("post", "/api/snapshots/{snapshot_id}/star"): {"starred": False},
+    ("post", "/api/conversations/{conversation_id}/events"): {"kind": "typing"},
 }
 #: Routes where an id names something in the caller's own namespace, not an object of
 #: another user's: PUT of a setting key creates the caller's own setting.
@@ -541,3 +556,24 @@ def test_isolation_matrix_every_route_with_an_id(
     assert _dump(bob) == before, "a call as alice changed bob's data"
     assert "secret" not in json.dumps(ok(alice.get("/api/search", params={"q": "secret"})))
     assert len(checked) == len(routes)
+
+
+def test_drafts_snapshots_usage_and_recordings_over_http(alice: httpx.Client) -> None:
+    cid = new_conversation(alice, "drafting")
+    assert ok(alice.get(f"/api/conversations/{cid}/draft"))["text"] == ""
+    ok(alice.put(f"/api/conversations/{cid}/draft", json={"text": "half written"}))
+    assert ok(alice.get(f"/api/conversations/{cid}/draft"))["text"] == "half written"
+    saved = ok(alice.post("/api/snapshots", json={"name": "s", "state": {"open": cid}}), 201)
+    assert ok(alice.post(f"/api/snapshots/{saved['id']}/star", json={}))["starred"] is True
+    assert ok(alice.get(f"/api/snapshots/{saved['id']}"))["state"] == {"open": cid}
+    ok(alice.post("/api/usage", json={"model": "m-9", "tokens_in": 7, "cost": 0.5}), 201)
+    assert any(u["model"] == "m-9" and u["tokens_in"] == 7 for u in ok(alice.get("/api/usage")))
+    for kind in ("typing", "message", "done"):
+        ok(alice.post(f"/api/conversations/{cid}/events", json={"kind": kind}), 201)
+    assert [e["kind"] for e in ok(alice.get(f"/api/conversations/{cid}/events"))] == [
+        "typing",
+        "message",
+        "done",
+    ]
+    ok(alice.delete(f"/api/snapshots/{saved['id']}"))
+    assert error_code(alice.get(f"/api/snapshots/{saved['id']}"), 404) == "not_found"

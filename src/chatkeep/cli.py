@@ -357,6 +357,129 @@ def migrate_command(
     say("verified: every table's sha256 matches the source")
 
 
+# -- retention, usage, snapshots --------------------------------------------------
+@cli.command("gc")
+@click.option("--dry-run", is_flag=True, help="List what would go; change nothing.")
+@json_option
+def gc_command(dry_run: bool, as_json: bool) -> None:
+    """Apply every user's retention policy, then reclaim space.
+
+    By default: conversations in the trash for over 30 days, snapshots that are not
+    starred after 30 days, usage events after 90 days. A user changes theirs with
+    'chatkeep config set retention.trash_days N' (also retention.snapshot_days,
+    retention.usage_days). Then blobs nothing uses are removed and the store compacted.
+    """
+    from chatkeep.lifecycle import collect_garbage
+
+    report = collect_garbage(_state().vault, dry_run=dry_run)
+    if as_json:
+        emit_json(
+            {
+                "dry_run": report.dry_run,
+                "conversations": report.conversations,
+                "snapshots": report.snapshots,
+                "usage_events": report.usage_events,
+                "blobs": report.blobs,
+            }
+        )
+        return
+    verb = "would remove" if dry_run else "removed"
+    for user, ids in report.conversations.items():
+        say(f"{user}: {verb} {len(ids)} trashed conversation(s): {' '.join(ids)}")
+    for user, ids in report.snapshots.items():
+        say(f"{user}: {verb} {len(ids)} snapshot(s)")
+    for user, count in report.usage_events.items():
+        say(f"{user}: {verb} {count} usage event(s)")
+    if not dry_run:
+        say(f"removed {report.blobs} unused blob(s); the store is compacted")
+    elif not (report.conversations or report.snapshots or report.usage_events):
+        say("nothing to remove")
+
+
+@cli.command("stats")
+@click.option("--since", type=click.DateTime(), help="From this time on (UTC).")
+@click.option("--until", type=click.DateTime(), help="Up to this time (UTC).")
+@json_option
+def stats_command(since: datetime | None, until: datetime | None, as_json: bool) -> None:
+    """Usage per day, model and runtime: calls, tokens, cost and time."""
+    state = _state()
+    totals = state.store.usage_totals(
+        state.user,
+        since=since.replace(tzinfo=UTC) if since else None,
+        until=until.replace(tzinfo=UTC) if until else None,
+    )
+    if as_json:
+        emit_json([shapes.usage_total(u) for u in totals])
+        return
+    if not totals:
+        say("no usage recorded")
+        return
+    say(
+        f"{'day':<10}  {'model':<20} {'runtime':<16} {'calls':>6} {'tokens in':>10} "
+        f"{'tokens out':>10} {'cost':>9} {'seconds':>8}"
+    )
+    for u in totals:
+        say(
+            f"{u.day:<10}  {u.model[:20]:<20} {(u.runtime_id or '-')[:16]:<16} {u.events:>6} "
+            f"{u.tokens_in:>10,} {u.tokens_out:>10,} {u.cost:>9.4f} {u.duration_ms / 1000:>8.1f}"
+        )
+
+
+@cli.group()
+def snapshot() -> None:
+    """Named snapshots of saved state (starred ones outlive retention)."""
+
+
+@snapshot.command("save")
+@click.argument("name")
+@click.argument("state_json", metavar="STATE", default="{}")
+@click.option("--star", is_flag=True, help="Keep it whatever retention says.")
+@json_option
+def snapshot_save(name: str, state_json: str, star: bool, as_json: bool) -> None:
+    """Save STATE (a JSON value) as snapshot NAME."""
+    try:
+        value = orjson.loads(state_json)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"STATE is not JSON: {exc}") from None
+    state = _state()
+    saved = state.store.save_snapshot(state.user, name, value, starred=star)
+    emit_json(shapes.snapshot(saved)) if as_json else say(saved.id)
+
+
+@snapshot.command("ls")
+@json_option
+def snapshot_ls(as_json: bool) -> None:
+    """List the acting user's snapshots, oldest first."""
+    state = _state()
+    listed = state.store.list_snapshots(state.user)
+    if as_json:
+        emit_json([shapes.snapshot(s) for s in listed])
+        return
+    for item in listed:
+        star = "*" if item.starred else " "
+        say(f"{star} {item.id}  {item.created_at:%Y-%m-%d %H:%M}  {item.name}")
+
+
+@snapshot.command("star")
+@click.argument("snapshot_id", metavar="ID")
+@click.option("--off", is_flag=True, help="Remove the star instead.")
+@json_option
+def snapshot_star(snapshot_id: str, off: bool, as_json: bool) -> None:
+    """Star a snapshot (or --off to unstar it)."""
+    state = _state()
+    changed = state.store.star_snapshot(state.user, snapshot_id, not off)
+    emit_json(shapes.snapshot(changed)) if as_json else say(changed.id)
+
+
+@snapshot.command("rm")
+@click.argument("snapshot_id", metavar="ID")
+def snapshot_rm(snapshot_id: str) -> None:
+    """Delete a snapshot."""
+    state = _state()
+    state.store.delete_snapshot(state.user, snapshot_id)
+    say(f"deleted {snapshot_id}")
+
+
 # -- backup and restore ----------------------------------------------------------
 @cli.command("backup")
 @click.argument("out", type=click.Path(file_okay=False))

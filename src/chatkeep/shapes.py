@@ -14,10 +14,14 @@ from chatkeep.model import (
     Attachment,
     Branch,
     Conversation,
+    Draft,
     ImportRecord,
     Message,
     Problem,
+    RecordedEvent,
     Runtime,
+    Snapshot,
+    UsageTotal,
     User,
 )
 from chatkeep.recall import Recalled
@@ -205,4 +209,41 @@ def delete_report(value: DeleteReport) -> dict[str, Any]:
         "messages": value.messages,
         "attachments": value.attachments,
         "blobs": value.blobs,
+    }
+
+
+def snapshot(value: Snapshot) -> dict[str, Any]:
+    return {
+        "id": value.id,
+        "name": value.name,
+        "starred": value.starred,
+        "state": value.state,
+        "runtime_id": value.runtime_id,
+        "conversation_id": value.conversation_id,
+        "created_at": time_text(value.created_at),
+    }
+
+
+def usage_total(value: UsageTotal) -> dict[str, Any]:
+    return {
+        "day": value.day,
+        "model": value.model,
+        "runtime_id": value.runtime_id,
+        "events": value.events,
+        "tokens_in": value.tokens_in,
+        "tokens_out": value.tokens_out,
+        "cost": value.cost,
+        "duration_ms": value.duration_ms,
+    }
+
+
+def recorded_event(value: RecordedEvent) -> dict[str, Any]:
+    return {"seq": value.seq, "at": time_text(value.at), "kind": value.kind, "data": value.data}
+
+
+def draft(value: Draft) -> dict[str, Any]:
+    return {
+        "conversation_id": value.conversation_id,
+        "text": value.text,
+        "updated_at": time_text(value.updated_at),
     }

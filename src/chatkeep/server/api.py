@@ -656,3 +656,127 @@ def put_setting(key: str, body: SettingIn, who: Who, request: Request) -> dict[s
 def delete_setting(key: str, who: Who, request: Request) -> dict[str, Any]:
     _store(request).delete_setting(who.user_id, key)
     return {"key": key, "deleted": True}
+
+
+# -- drafts, snapshots, usage, recordings ------------------------------------------
+class DraftIn(BaseModel):
+    text: str
+
+
+class SnapshotIn(BaseModel):
+    name: str
+    state: Any = None
+    starred: bool = False
+    runtime_id: str | None = None
+    conversation_id: str | None = None
+
+
+class StarIn(BaseModel):
+    starred: bool = True
+
+
+class UsageIn(BaseModel):
+    model: str
+    runtime_id: str | None = None
+    conversation_id: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0
+    duration_ms: int = 0
+    at: datetime | None = None
+
+
+class EventIn(BaseModel):
+    kind: str
+    data: Any = None
+    at: datetime | None = None
+
+
+@router.get("/conversations/{conversation_id}/draft", tags=["drafts"])
+def get_draft(conversation_id: str, who: Who, request: Request) -> dict[str, Any]:
+    """The unsent text kept for this conversation ("" when there is none)."""
+    found = _store(request).get_draft(who.user_id, conversation_id)
+    if found is None:
+        return {"conversation_id": conversation_id, "text": "", "updated_at": None}
+    return shapes.draft(found)
+
+
+@router.put("/conversations/{conversation_id}/draft", tags=["drafts"])
+def put_draft(conversation_id: str, body: DraftIn, who: Who, request: Request) -> dict[str, Any]:
+    """Keep the unsent text server-side, so a crash or a closed browser loses nothing."""
+    return shapes.draft(_store(request).put_draft(who.user_id, conversation_id, body.text))
+
+
+@router.get("/snapshots", tags=["snapshots"])
+def list_snapshots(who: Who, request: Request) -> list[dict[str, Any]]:
+    return [shapes.snapshot(s) for s in _store(request).list_snapshots(who.user_id)]
+
+
+@router.post("/snapshots", tags=["snapshots"], status_code=201)
+def save_snapshot(body: SnapshotIn, who: Who, request: Request) -> dict[str, Any]:
+    saved = _store(request).save_snapshot(
+        who.user_id,
+        body.name,
+        body.state,
+        starred=body.starred,
+        runtime_id=body.runtime_id,
+        conversation_id=body.conversation_id,
+    )
+    return shapes.snapshot(saved)
+
+
+@router.get("/snapshots/{snapshot_id}", tags=["snapshots"])
+def get_snapshot(snapshot_id: str, who: Who, request: Request) -> dict[str, Any]:
+    return shapes.snapshot(_store(request).get_snapshot(who.user_id, snapshot_id))
+
+
+@router.post("/snapshots/{snapshot_id}/star", tags=["snapshots"])
+def star_snapshot(snapshot_id: str, body: StarIn, who: Who, request: Request) -> dict[str, Any]:
+    return shapes.snapshot(_store(request).star_snapshot(who.user_id, snapshot_id, body.starred))
+
+
+@router.delete("/snapshots/{snapshot_id}", tags=["snapshots"])
+def delete_snapshot(snapshot_id: str, who: Who, request: Request) -> dict[str, Any]:
+    _store(request).delete_snapshot(who.user_id, snapshot_id)
+    return {"id": snapshot_id, "deleted": True}
+
+
+@router.get("/usage", tags=["usage"])
+def usage(
+    who: Who, request: Request, since: datetime | None = None, until: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Usage per day, model and runtime (for the usage chart)."""
+    totals = _store(request).usage_totals(who.user_id, since=_utc(since), until=_utc(until))
+    return [shapes.usage_total(u) for u in totals]
+
+
+@router.post("/usage", tags=["usage"], status_code=201)
+def record_usage(body: UsageIn, who: Who, request: Request) -> dict[str, Any]:
+    event_id = _store(request).record_usage(
+        who.user_id,
+        model=body.model,
+        runtime_id=body.runtime_id,
+        conversation_id=body.conversation_id,
+        tokens_in=body.tokens_in,
+        tokens_out=body.tokens_out,
+        cost=body.cost,
+        duration_ms=body.duration_ms,
+        at=_utc(body.at),
+    )
+    return {"id": event_id}
+
+
+@router.post("/conversations/{conversation_id}/events", tags=["recordings"], status_code=201)
+def record_event(conversation_id: str, body: EventIn, who: Who, request: Request) -> dict[str, Any]:
+    """Add an event to the conversation's recording."""
+    seq = _store(request).record_event(
+        who.user_id, conversation_id, body.kind, body.data, at=_utc(body.at)
+    )
+    return {"seq": seq}
+
+
+@router.get("/conversations/{conversation_id}/events", tags=["recordings"])
+def replay(conversation_id: str, who: Who, request: Request) -> list[dict[str, Any]]:
+    """The conversation's recording, in order, for replay."""
+    events = _store(request).replay(who.user_id, conversation_id)
+    return [shapes.recorded_event(e) for e in events]
