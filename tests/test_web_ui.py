@@ -695,3 +695,56 @@ def test_walk_through_every_screen_without_csp_violations(ui: Session) -> None:
 
     assert ui.csp == []
     ui.assert_clean()
+
+
+def test_a_draft_is_kept_server_side_and_offered_back_in_a_cleared_browser(
+    ui: Session, browser: Browser
+) -> None:
+    ui.start()
+    ui.login()
+    page = ui.page
+    home = ui.call("GET", "/api/runtimes/synth-001/route")["id"]
+    box = page.get_by_test_id("composer-input")
+    box.fill("a thought I have not sent yet")
+    wait_for(
+        lambda: (
+            ui.call("GET", f"/api/conversations/{home}/draft")["text"]
+            == "a thought I have not sent yet"
+        ),
+        "the draft to reach the vault",
+    )
+    # A new browser context: no cookies, no storage, as after clearing the browser.
+    fresh = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        other = fresh.new_page()
+        assert ui.served is not None
+        other.goto(ui.served.login_url)
+        expect(other.get_by_test_id("composer-input")).to_have_value(
+            "a thought I have not sent yet"
+        )
+    finally:
+        fresh.close()
+    page.get_by_test_id("composer-send").click()
+    wait_for(
+        lambda: ui.call("GET", f"/api/conversations/{home}/draft")["text"] == "",
+        "the sent draft to be cleared",
+    )
+
+
+def test_settings_show_a_usage_chart(ui: Session) -> None:
+    ui.start()
+    for day, tokens in (("2026-11-01T10:00:00Z", 100), ("2026-11-02T10:00:00Z", 300)):
+        ui.call("POST", "/api/usage", {"model": "m-1", "tokens_in": tokens, "at": day})
+    ui.login()
+    ui.page.get_by_test_id("nav-settings").click()
+    chart = ui.page.get_by_test_id("usage-chart")
+    expect(chart).to_be_visible()
+    expect(chart.locator("rect")).to_have_count(2)
+    heights = [
+        float(h)
+        for h in chart.locator("rect").evaluate_all(
+            "bars => bars.map(b => b.getAttribute('height'))"
+        )
+    ]
+    assert heights[1] == 120 and 35 < heights[0] < 45
+    ui.shot("settings-usage-chart")

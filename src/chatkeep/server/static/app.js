@@ -1005,8 +1005,34 @@ function composer(conversation) {
   input.addEventListener('input', () => {
     if (input.value) state.drafts[conversation.id] = input.value;
     else delete state.drafts[conversation.id];
+    saveDraftSoon(conversation.id, input.value);
   });
+  if (!(conversation.id in state.drafts)) restoreDraft(conversation.id, input);
   return { form, input, send };
+}
+
+// Drafts live in the vault, not the browser: typed text is saved a moment after the
+// last keystroke and offered back after a crash, a reload or on another device.
+const draftTimers = {};
+
+function saveDraftSoon(conversationId, text) {
+  clearTimeout(draftTimers[conversationId]);
+  draftTimers[conversationId] = setTimeout(() => {
+    delete draftTimers[conversationId];
+    API.put(`/api/conversations/${enc(conversationId)}/draft`, { text }).catch(() => {});
+  }, 600);
+}
+
+async function restoreDraft(conversationId, input) {
+  try {
+    const saved = await API.get(`/api/conversations/${enc(conversationId)}/draft`);
+    if (saved.text && !input.value && ui.composer && ui.composer.input === input) {
+      input.value = saved.text;
+      state.drafts[conversationId] = saved.text;
+    }
+  } catch (error) {
+    // A draft that cannot be read is not worth an error banner.
+  }
 }
 
 async function reloadChat(conversationId, leaf) {
@@ -1033,6 +1059,8 @@ async function sendMessage() {
     if (last) payload.parent_id = last.id;
     const message = await API.post(`/api/conversations/${enc(conversation.id)}/messages`, payload);
     delete state.drafts[conversation.id];
+    clearTimeout(draftTimers[conversation.id]);
+    API.put(`/api/conversations/${enc(conversation.id)}/draft`, { text: '' }).catch(() => {});
     if (ui.composer.input === input) input.value = '';
     await reloadChat(conversation.id, message.id);
     if (state.me.assistant) await streamReply(conversation.id, message.id);
@@ -1429,7 +1457,7 @@ async function showShelf(kind, live) {
 
 // -- settings ----------------------------------------------------------------------------------
 async function showSettings(live) {
-  const tokens = await API.get('/api/tokens');
+  const [tokens, usage] = await Promise.all([API.get('/api/tokens'), API.get('/api/usage')]);
   if (!live()) return;
   const user = state.me.user;
   const theme = h('select', {
@@ -1555,7 +1583,52 @@ async function showSettings(live) {
     card('API tokens',
       h('p', { class: 'muted small' }, 'For scripts and other tools: send ', h('code', null, 'Authorization: Bearer <token>'), '.'),
       tokenForm, secretBox, tokenTable),
+    card('Usage', usageChart(usage)),
   ), 'Settings');
+}
+
+// Tokens per day over the usage events the vault holds (POST /api/usage records them),
+// drawn as SVG bars: geometry attributes only, so the CSP's style rules hold.
+function usageChart(rows) {
+  if (!rows.length) {
+    return h('p', { class: 'muted small', 'data-testid': 'usage-empty' }, 'No usage recorded yet.');
+  }
+  const days = new Map();
+  for (const row of rows) {
+    const day = days.get(row.day) || { tokens: 0, cost: 0, events: 0 };
+    day.tokens += row.tokens_in + row.tokens_out;
+    day.cost += row.cost;
+    day.events += row.events;
+    days.set(row.day, day);
+  }
+  const entries = [...days.entries()].slice(-30);
+  const most = Math.max(1, ...entries.map(([, day]) => day.tokens));
+  const width = 24;
+  const height = 120;
+  const svgNs = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(svgNs, 'svg');
+  svg.setAttribute('class', 'usage-chart');
+  svg.setAttribute('data-testid', 'usage-chart');
+  svg.setAttribute('viewBox', `0 0 ${entries.length * width} ${height + 16}`);
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', 'Tokens per day');
+  entries.forEach(([dayName, day], index) => {
+    const barHeight = Math.max(1, Math.round((day.tokens / most) * height));
+    const bar = document.createElementNS(svgNs, 'rect');
+    bar.setAttribute('class', 'usage-bar');
+    bar.setAttribute('x', String(index * width + 3));
+    bar.setAttribute('y', String(height - barHeight));
+    bar.setAttribute('width', String(width - 6));
+    bar.setAttribute('height', String(barHeight));
+    const title = document.createElementNS(svgNs, 'title');
+    title.textContent = `${dayName}: ${day.tokens.toLocaleString()} tokens, ${day.events} calls, cost ${day.cost.toFixed(4)}`;
+    bar.append(title);
+    svg.append(bar);
+  });
+  const total = entries.reduce((sum, [, day]) => sum + day.tokens, 0);
+  return h('div', null, svg,
+    h('p', { class: 'muted small' }, `${total.toLocaleString()} tokens over ${plural(entries.length, 'day')} · `,
+      `from ${entries[0][0]} to ${entries[entries.length - 1][0]}`));
 }
 
 // -- go ----------------------------------------------------------------------------------------
