@@ -135,3 +135,31 @@ def test_a_bad_policy_setting_is_a_clear_error(people: chatkeep.Vault) -> None:
     people.store.set_setting("alice", "retention.trash_days", "soon")
     with pytest.raises(InvalidInput, match=r"retention\.trash_days"):
         policy_for(people.store, "alice")
+
+
+def test_deleting_an_import_removes_what_it_brought(people: chatkeep.Vault) -> None:
+    from chatkeep.importing import import_export
+    from chatkeep.lifecycle import delete_import
+    from tests.conftest import FIXTURES
+
+    export = FIXTURES / "chatgpt" / "librechat" / "chatgpt-tree.json"
+    if not export.is_file():
+        pytest.skip(f"fixture missing: {export}")
+    store = people.store
+    native = store.route("alice", "r").id
+    store.append_message("alice", native, chatkeep.user_message("mine, not imported"))
+    record = import_export(people, "alice", export).record
+    imported = store.list_conversations("alice", runtime_id=record.runtime_id, limit=1000)
+    assert len(imported) >= 2
+    assert (people.root / (record.stored_path or "missing")).is_file()
+    report = delete_import(people, "alice", record.id)
+    assert report.conversations == len(imported) - 1  # the runtime's home stays
+    left = store.list_conversations("alice", runtime_id=record.runtime_id, limit=1000)
+    assert [c.is_primary for c in left] == [True]
+    assert not (people.root / (record.stored_path or "missing")).exists()
+    with pytest.raises(NotFound):
+        store.get_import("alice", record.id)
+    with pytest.raises(NotFound):
+        delete_import(people, "bob", record.id)
+    assert [m.text for m in store.list_messages("alice", native)] == ["mine, not imported"]
+    assert people.doctor() == []

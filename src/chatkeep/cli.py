@@ -1366,6 +1366,25 @@ def imports(ctx: click.Context, as_json: bool) -> None:
         say(f"{r.id}  {r.platform:<8} {r.runtime_id:<24} {added:>6} new  {r.file_name}")
 
 
+@imports.command("rm")
+@click.argument("import_id", metavar="ID")
+@json_option
+def imports_rm(import_id: str, as_json: bool) -> None:
+    """Delete what import ID brought (the conversations it last wrote) and its kept
+    original. The imported runtime and its home conversation stay."""
+    from chatkeep.lifecycle import delete_import
+
+    state = _state()
+    report = delete_import(state.vault, state.user, import_id)
+    if as_json:
+        emit_json({"id": import_id, **shapes.delete_report(report)})
+        return
+    say(
+        f"{import_id}  deleted: {report.conversations} conversations, {report.messages} "
+        f"messages, {report.attachments} attachments, {report.blobs} blobs"
+    )
+
+
 @imports.command("show")
 @click.argument("import_id")
 @json_option

@@ -16,7 +16,7 @@ from pathlib import Path
 from chatkeep import fsutil
 from chatkeep.errors import InvalidInput, UnsafeLocation
 from chatkeep.ids import check_name
-from chatkeep.store import Store
+from chatkeep.store import DeleteReport, Store
 from chatkeep.vault import Vault
 
 
@@ -54,6 +54,18 @@ def _import_folder(root: Path, stored: str) -> Path:
     if relative.parts[0] != "imports":
         raise UnsafeLocation(f"an import original is kept at an odd path {stored!r}")
     return root / relative.parent
+
+
+def delete_import(vault: Vault, user_id: str, import_id: str) -> DeleteReport:
+    """Delete what an import brought (see :meth:`Store.delete_import`) and the kept
+    original of the export."""
+    record = vault.store.get_import(user_id, import_id)
+    report = vault.store.delete_import(user_id, import_id)
+    if record.stored_path:
+        folder = _import_folder(vault.root, record.stored_path)
+        if folder.exists():
+            fsutil.remove_tree(folder)
+    return report
 
 
 # -- retention ---------------------------------------------------------------------

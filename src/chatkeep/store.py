@@ -257,6 +257,10 @@ class Store(Protocol):
 
     def get_import(self, user_id: str, import_id: str) -> ImportRecord: ...
 
+    def delete_import(self, user_id: str, import_id: str) -> DeleteReport:
+        """Delete the conversations an import last wrote (never a home) and its record."""
+        ...
+
     def find_import(self, user_id: str, file_sha256: str) -> ImportRecord | None:
         """The first import of the file with this sha256, if any."""
         ...

@@ -630,6 +630,45 @@ class SqlStore(LifecycleTables):
             report, shas = self._delete_conversation_rows(conn, user_id, [conversation_id])
         return self._finish_delete(report, shas)
 
+    def delete_import(self, user_id: str, import_id: str) -> DeleteReport:
+        """Delete what an import brought: the conversations it last wrote (never a
+        runtime's home) with their messages and unused blobs, and its record."""
+        check_name("user", user_id)
+        check_id("import", import_id)
+        i, c, r = t.imports, t.conversations, t.runtimes
+        with self._write() as conn:
+            self._require_user(conn, user_id)
+            found = conn.execute(
+                select(i.c.runtime_id).where(i.c.id == import_id, i.c.user_id == user_id)
+            ).first()
+            if found is None:
+                raise NotFound(f"no import {import_id}")
+            homes = select(r.c.primary_conversation_id).where(
+                r.c.user_id == user_id, r.c.primary_conversation_id.is_not(None)
+            )
+            ids = list(
+                conn.scalars(
+                    select(c.c.id).where(
+                        c.c.user_id == user_id, c.c.import_id == import_id, c.c.id.not_in(homes)
+                    )
+                )
+            )
+            total = DeleteReport(conversations=0, messages=0, attachments=0, blobs=0)
+            shas: set[str] = set()
+            for start in range(0, len(ids), 500):
+                report, used = self._delete_conversation_rows(
+                    conn, user_id, ids[start : start + 500]
+                )
+                shas |= used
+                total = DeleteReport(
+                    conversations=total.conversations + report.conversations,
+                    messages=total.messages + report.messages,
+                    attachments=total.attachments + report.attachments,
+                    blobs=0,
+                )
+            conn.execute(delete(i).where(i.c.id == import_id, i.c.user_id == user_id))
+        return self._finish_delete(total, shas)
+
     def _delete_conversation_rows(
         self, conn: Connection, user_id: str, conversation_ids: Sequence[str | None]
     ) -> tuple[DeleteReport, set[str]]:

@@ -629,6 +629,14 @@ def list_imports(who: Who, request: Request) -> list[dict[str, Any]]:
     return [shapes.import_record(r) for r in _store(request).list_imports(who.user_id)]
 
 
+@router.delete("/imports/{import_id}", tags=["imports"])
+def delete_import(import_id: str, who: Who, request: Request) -> dict[str, Any]:
+    """Delete what the import brought (the conversations it last wrote) and its original."""
+    from chatkeep.lifecycle import delete_import as remove
+
+    return shapes.delete_report(remove(vault_of(request), who.user_id, import_id))
+
+
 @router.get("/imports/{import_id}", tags=["imports"])
 def get_import(import_id: str, who: Who, request: Request) -> dict[str, Any]:
     return shapes.import_record(_store(request).get_import(who.user_id, import_id))
