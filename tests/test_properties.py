@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import chatkeep
@@ -73,6 +73,9 @@ def test_any_parts_and_metadata_read_back_identically(
     )
 
 
+# 25 examples: each writes up to 4 MiB (half a second on PostgreSQL); the fill spreads
+# them over the whole range up to the limit.
+@settings(max_examples=25)
 @given(seed=st.text(st.characters(codec="utf-8"), min_size=1, max_size=8), fill=st.floats(0, 1))
 def test_messages_up_to_the_size_limit_read_back_identically(
     store: Store, seed: str, fill: float
@@ -130,3 +133,22 @@ def test_hostile_settings_are_refused_or_stored_exactly(store: Store, key: str, 
     except InvalidInput:
         return
     assert store.get_setting("alice", key) == value
+
+
+def test_a_large_message_of_many_distinct_words_is_stored_and_found(store: Store) -> None:
+    """PostgreSQL refuses a tsvector over 1 MB; a message must never be refused for it."""
+    import random
+    import string
+
+    rng = random.Random(3)
+    words = [
+        "".join(rng.choices(string.ascii_lowercase, k=8))
+        for _ in range(limits.MAX_MESSAGE_BYTES // 10)
+    ]
+    words[5] = "needleword"
+    text = " ".join(words)
+    conversation = _conversation(store)
+    stored = store.append_message("alice", conversation, chatkeep.user_message(text))
+    assert store.get_message("alice", stored.id).parts[0].text == text
+    hits = store.search("alice", "needleword").hits
+    assert [h.message_id for h in hits] == [stored.id]

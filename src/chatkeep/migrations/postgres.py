@@ -338,6 +338,32 @@ _M0007 = [
 ]
 
 
+# PostgreSQL refuses a tsvector over 1 MB, which a 4 MiB message of many distinct words
+# exceeds: the INSERT itself failed. The indexed text is now the first 250,000 characters
+# (a smaller prefix if even that is too dense), so every message can be stored.
+_M0008 = [
+    """
+    CREATE FUNCTION chatkeep_search_vector(content TEXT) RETURNS tsvector
+        LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+    DECLARE
+        body TEXT := chatkeep_fold(left(chatkeep_message_text(content), 250000));
+    BEGIN
+        RETURN to_tsvector('simple'::regconfig, left(body, 250000));
+    EXCEPTION WHEN program_limit_exceeded THEN
+        RETURN to_tsvector('simple'::regconfig, left(body, 25000));
+    END
+    $$
+    """,
+    "DROP INDEX messages_search",
+    "ALTER TABLE messages DROP COLUMN search_vector",
+    """
+    ALTER TABLE messages ADD COLUMN search_vector tsvector
+        GENERATED ALWAYS AS (chatkeep_search_vector(content)) STORED
+    """,
+    "CREATE INDEX messages_search ON messages USING GIN (search_vector)",
+]
+
+
 def _apply(statements: list[str]) -> Callable[[Connection], None]:
     def apply(conn: Connection) -> None:
         for statement in statements:
@@ -354,4 +380,5 @@ MIGRATIONS: list[Migration] = [
     Migration("m0005_api_tokens", _apply(_M0005)),
     Migration("m0006_vector_versions", _apply(_M0006)),
     Migration("m0007_snapshots_usage_recordings_drafts", _apply(_M0007)),
+    Migration("m0008_bounded_search_text", _apply(_M0008)),
 ]

@@ -381,6 +381,12 @@ def m0007_snapshots_usage_recordings_drafts(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
+def m0008_bounded_search_text(_conn: Connection) -> None:
+    """Nothing to do on SQLite: FTS5 indexes text of any length. On PostgreSQL this
+    migration bounds the text a tsvector is made of (see migrations/postgres.py); the
+    name is kept in both lists so that a schema version means the same everywhere."""
+
+
 MIGRATIONS: list[Migration] = [
     Migration("m0001_initial", m0001_initial),
     Migration("m0002_imports", m0002_imports),
@@ -389,4 +395,5 @@ MIGRATIONS: list[Migration] = [
     Migration("m0005_api_tokens", m0005_api_tokens),
     Migration("m0006_vector_versions", m0006_vector_versions),
     Migration("m0007_snapshots_usage_recordings_drafts", m0007_snapshots_usage_recordings_drafts),
+    Migration("m0008_bounded_search_text", m0008_bounded_search_text),
 ]
