@@ -512,6 +512,102 @@ def backup_command(out: str, as_json: bool) -> None:
     )
 
 
+# -- export ----------------------------------------------------------------------
+@cli.command("export")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(["json", "markdown", "zip"]),
+    default="json",
+    show_default=True,
+    help="chatkeep JSON (re-importable), a Markdown folder, or a zip of both.",
+)
+@click.option("--user", "users", multiple=True, help="Only this user's data (repeatable).")
+@click.option("--runtime", "runtimes", multiple=True, help="Only this runtime (repeatable).")
+@click.option(
+    "--conversation", "conversations", multiple=True, help="Only this conversation (repeatable)."
+)
+@click.option("--since", type=click.DateTime(), help="Conversations with messages from then (UTC).")
+@click.option(
+    "--until", type=click.DateTime(), help="Conversations with messages until then (UTC)."
+)
+@click.option(
+    "--role",
+    type=click.Choice(["system", "user", "assistant", "tool"]),
+    help="Conversations with a message of this role.",
+)
+@click.option("--platform", help="Conversations imported from this platform (chatgpt, …).")
+@click.option("--import", "import_id", help="Conversations of this import.")
+@click.option("--all-branches", is_flag=True, help="Markdown: every branch, not the active one.")
+@click.option("--no-vectors", is_flag=True, help="Leave the derived search vectors out.")
+@json_option
+def export_command(
+    out: Path,
+    export_format: str,
+    users: tuple[str, ...],
+    runtimes: tuple[str, ...],
+    conversations: tuple[str, ...],
+    since: datetime | None,
+    until: datetime | None,
+    role: str | None,
+    platform: str | None,
+    import_id: str | None,
+    all_branches: bool,
+    no_vectors: bool,
+    as_json: bool,
+) -> None:
+    """Export the vault, or a selection of it, to the new path OUT.
+
+    json: one file any chatkeep imports back exactly ('chatkeep import OUT'); zip: that
+    JSON, the attachments as files, a Markdown rendering and a manifest of sha256s;
+    markdown: a folder of one .md per conversation with front matter (for Obsidian).
+    Without filters, everything of every user; with filters, whole conversations that
+    match (those with at least one matching message, for --since/--until/--role). The
+    format and its version rules are in docs/export.md.
+    """
+    from chatkeep.exporting import Selection, export_vault
+
+    selection = Selection(
+        users=users,
+        runtimes=runtimes,
+        conversations=conversations,
+        since=since.replace(tzinfo=UTC) if since else None,
+        until=until.replace(tzinfo=UTC) if until else None,
+        role=role,
+        platform=platform,
+        import_id=import_id,
+    )
+    with _progress(as_json, "exporting") as advance:
+        report = export_vault(
+            _state().vault,
+            out,
+            format=export_format,  # type: ignore[arg-type]
+            selection=selection,
+            all_branches=all_branches,
+            vectors=not no_vectors,
+            progress=advance,
+        )
+    if as_json:
+        emit_json(
+            {
+                "path": str(report.path),
+                "format": report.format,
+                "rows": report.rows,
+                "conversations": report.conversations,
+                "blobs": report.blobs,
+                "markdown_files": report.markdown_files,
+                "bytes": report.bytes,
+            }
+        )
+        return
+    say(
+        f"exported {report.conversations:,} conversations ({sum(report.rows.values()):,} rows, "
+        f"{report.blobs:,} attachments, {report.bytes:,} bytes) as {report.format} to "
+        f"{report.path}"
+    )
+
+
 # -- API tokens ------------------------------------------------------------------
 @cli.group()
 def token() -> None:
@@ -1272,15 +1368,23 @@ def import_command(
     again: bool,
     as_json: bool,
 ) -> None:
-    """Import an export from ChatGPT, Claude, Gemini or a VVAULT Markdown tree.
+    """Import an export from ChatGPT, Claude, Gemini, a VVAULT tree, or chatkeep itself.
 
     PATH is the zip as downloaded, an extracted folder, or a bare JSON/HTML file. The
     format is detected by content. Conversations go to an imported runtime of their
     own (e.g. chatgpt-alice-001), never into your native ones; importing a newer export
     of the same account adds only what is new, and the same file twice changes nothing.
+
+    A chatkeep export ('chatkeep export') is checked whole first, then fills an empty
+    vault exactly, or adds to this one only what it does not hold yet; its rows keep
+    their own users.
     """
+    from chatkeep.exporting import is_chatkeep_export
     from chatkeep.importing import import_export
 
+    if platform is None and is_chatkeep_export(path):
+        _import_chatkeep(path, dry_run=dry_run, as_json=as_json)
+        return
     state = _state()
     state.explicit_user = user_name or state.explicit_user
     with _import_progress(enabled=not as_json) as progress:
@@ -1311,6 +1415,38 @@ def import_command(
     _say_record(record, most_warnings=20)
     if not dry_run:
         say(f"Open it with: chatkeep ls --runtime {record.runtime_id}")
+
+
+def _import_chatkeep(path: Path, *, dry_run: bool, as_json: bool) -> None:
+    """A chatkeep export: its rows keep their own users (the vault's operator imports)."""
+    from chatkeep.exporting import import_chatkeep_export
+
+    with _progress(as_json, "importing") as advance:
+        report = import_chatkeep_export(_state().vault, path, dry_run=dry_run, progress=advance)
+    if as_json:
+        emit_json(
+            {
+                "format": "chatkeep-export",
+                "file": {"name": path.name, "size": report.file_size, "sha256": report.file_sha256},
+                "mode": report.mode,
+                "dry_run": report.dry_run,
+                "exported_at": report.exported_at,
+                "rows": report.rows,
+                "added": report.added,
+                "blobs": report.blobs,
+            }
+        )
+        return
+    if dry_run:
+        say(f"{path.name} is a valid chatkeep export of {sum(report.rows.values()):,} rows")
+        say(f"importing it would {'fill the empty vault' if report.mode == 'load' else 'merge'}")
+        return
+    verb = "Loaded" if report.mode == "load" else "Merged"
+    say(f"{verb} chatkeep export {path.name} (exported {report.exported_at})")
+    for table, count in report.added.items():
+        if report.rows.get(table):
+            say(f"  {table.replace('_', ' ')}: {count:,} added of {report.rows[table]:,}")
+    say(f"  attachments stored: {report.blobs:,}")
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ import queue
 import secrets
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, NoReturn
@@ -178,24 +179,34 @@ def new_spool(directory: Path, name: str) -> tuple[BinaryIO, Path]:
 
 
 class BackgroundContentWriter:
-    """:func:`write_content_addressed` with ``durable=False`` for many files held in
-    memory, the file system's part done on a worker thread.
+    """:func:`write_content_addressed` for many files held in memory, the file system's
+    part done on a worker thread.
 
     :meth:`put` hashes the bytes at once (the caller needs the digest) and queues the
-    write; creating a file can take a millisecond on a busy file system, and the caller's
-    own work goes on meanwhile. At most ``max_pending`` bytes wait in memory (one larger
-    item waits alone). :meth:`close` waits for every file and raises the first error a
-    write met; only then may :func:`sync_files` run on the paths, and only after that may
-    anything that refers to them be committed. After a failure, later writes are skipped.
+    write; creating and flushing a file can take a millisecond on a busy file system, and
+    the caller's own work goes on meanwhile. Files are handed over in batches (waking a
+    thread costs time as well). At most ``max_pending`` bytes wait in memory (one larger
+    item waits alone).
+
+    Each file is fsynced before it gets its name; its directory entry is not. So
+    :meth:`close` (which waits for every file and raises the first error a write met)
+    must be followed by :func:`sync_files` on the paths before anything that refers to
+    them is committed; that pass then finds little left to flush. After a failure, later
+    writes are skipped.
     """
+
+    _BATCH_FILES = 64
+    _BATCH_BYTES = 1024 * 1024
 
     def __init__(self, directory: Path, *, max_bytes: int, max_pending: int) -> None:
         self._directory = directory
         self._max_bytes = max_bytes
         self._max_pending = max_pending
-        self._pending = 0
+        self._pending = 0  # bytes put and not yet written
+        self._batch: list[tuple[bytes, Path]] = []
+        self._batch_bytes = 0
         self._changed = threading.Condition()
-        self._queue: queue.SimpleQueue[tuple[bytes, Path] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[tuple[bytes, Path]] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
@@ -206,21 +217,22 @@ class BackgroundContentWriter:
         sha = hashlib.sha256(data).hexdigest()
         final = self._directory / sha[:2] / sha
         with self._changed:
-            while self._pending and self._pending + len(data) > self._max_pending:
-                self._changed.wait()
+            if self._pending and self._pending + len(data) > self._max_pending:
+                self._flush()
+                while self._pending and self._pending + len(data) > self._max_pending:
+                    self._changed.wait()
             if self._error is not None:
                 raise self._error
             self._pending += len(data)
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._work, name="chatkeep-content-writer", daemon=True
-            )
-            self._thread.start()
-        self._queue.put((data, final))
+        self._batch.append((data, final))
+        self._batch_bytes += len(data)
+        if len(self._batch) >= self._BATCH_FILES or self._batch_bytes >= self._BATCH_BYTES:
+            self._flush()
         return sha, len(data), final
 
     def close(self) -> None:
         """Wait until every queued file is written; raise the first error."""
+        self._flush()
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()
@@ -228,28 +240,47 @@ class BackgroundContentWriter:
         if self._error is not None:
             raise self._error
 
+    def _flush(self) -> None:
+        if not self._batch:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._work, name="chatkeep-content-writer", daemon=True
+            )
+            self._thread.start()
+        self._queue.put(self._batch)
+        self._batch, self._batch_bytes = [], 0
+
     def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
-            data, final = item
-            try:
-                if self._error is None:
-                    self._write(data, final)
-            except BaseException as exc:  # handed to the caller by put() or close()
-                self._error = exc
-            finally:
-                with self._changed:
-                    self._pending -= len(data)
-                    self._changed.notify_all()
+        while (batch := self._queue.get()) is not None:
+            for data, final in batch:
+                try:
+                    if self._error is None:
+                        self._write(data, final)
+                except BaseException as exc:  # handed to the caller by put() or close()
+                    self._error = exc
+                finally:
+                    with self._changed:
+                        self._pending -= len(data)
+                        self._changed.notify_all()
 
     def _write(self, data: bytes, final: Path) -> None:
+        # Plain os calls: each call that blocks lets the caller's thread run, and each
+        # return waits for the GIL again, so the fewer the better.
         ensure_dir(final.parent)
-        if final.exists():
+        if final.exists():  # the same bytes, stored already (synced by the caller)
             return
         staging = self._directory / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
         try:
-            with staging.open("xb") as handle:
-                handle.write(data)
-            staging.chmod(0o400)
+            fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fchmod(fd, 0o400)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             staging.replace(final)
         except OSError as exc:
             with contextlib.suppress(FileNotFoundError):
@@ -361,3 +392,11 @@ def copy_file(source: Path, target: Path, *, mode: int = 0o600) -> None:
                 out.write(chunk)
 
         atomic_write_with(target, pipe, mode=mode)
+
+
+def copy_into_zip(archive: zipfile.ZipFile, source: Path, info: zipfile.ZipInfo) -> None:
+    """Stream the file ``source`` into ``archive`` as the member ``info`` (the archive's
+    own file being one this module writes, e.g. through :func:`atomic_write_with`)."""
+    with source.open("rb") as handle, archive.open(info, "w", force_zip64=True) as out:
+        while chunk := handle.read(_CHUNK):
+            out.write(chunk)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from chatkeep import fsutil, importers
+from chatkeep.exporting import import_chatkeep_export, is_chatkeep_export
 from chatkeep.ids import check_name, new_id
 from chatkeep.importers.source import ExportSource
 from chatkeep.model import ImportRecord
@@ -48,11 +49,16 @@ def import_export(
 
     The same file imported again changes nothing and returns the earlier record with
     ``already_imported``; with ``again`` it is merged anyway (restoring what was deleted
-    since, adding nothing twice). A failing import leaves the vault as it was.
+    since, adding nothing twice). A failing import leaves the vault as it was. A
+    chatkeep export (:mod:`chatkeep.exporting`) is merged as it is when every row in it
+    belongs to ``user_id``; its result's record is a summary, not kept.
     """
     check_name("user", user_id)
     vault.store.get_user(user_id)
     export = Path(path).resolve()  # "." must keep a name
+    if platform is None and is_chatkeep_export(export):  # chatkeep's own: the user's rows only
+        report = import_chatkeep_export(vault, export, user_id=user_id, dry_run=dry_run)
+        return ImportResult(record=report.as_record(), dry_run=dry_run)
     with ExportSource.open(export) as source:
         importer = importers.choose(source, platform)
         sha256, size = _fingerprint(export)

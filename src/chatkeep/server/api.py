@@ -16,8 +16,9 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 
 from chatkeep import fsutil, html, render, shapes, tokens
 from chatkeep.errors import InvalidInput, NotFound, Unauthorized, UpstreamError
@@ -577,6 +578,62 @@ def recall(
         exclude_conversation_id=exclude,
     )
     return [shapes.recalled(r) for r in found]
+
+
+# -- export --------------------------------------------------------------------------
+@router.get("/export", tags=["export"])
+def export_own_data(
+    who: Who,
+    request: Request,
+    export_format: Annotated[Literal["json", "markdown", "zip"], Query(alias="format")] = "json",
+    runtime: Annotated[list[str] | None, Query()] = None,
+    conversation: Annotated[list[str] | None, Query()] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    all_branches: bool = False,
+) -> FileResponse:
+    """The caller's own data (never anyone else's) as a download: chatkeep JSON, a zip
+    (JSON, attachments, Markdown, manifest) or the Markdown folder zipped; see
+    docs/export.md. Written to a private temp file in the vault, removed once sent."""
+    from chatkeep.exporting import Selection, export_vault, zip_folder
+
+    vault = vault_of(request)
+    jobs: ImportJobs = request.app.state.jobs
+    selection = Selection(
+        users=(who.user_id,),  # forced: the caller's own rows only
+        runtimes=tuple(runtime or ()),
+        conversations=tuple(conversation or ()),
+        since=since,
+        until=until,
+    )
+    handle, spooled = fsutil.new_spool(jobs.spool_dir, "export")
+    handle.close()
+    folder = spooled.parent
+    try:
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        suffix = "json" if export_format == "json" else "zip"
+        name = f"chatkeep-{who.user_id}-{stamp}.{suffix}"
+        out = folder / ("markdown" if export_format == "markdown" else name)
+        export_vault(
+            vault,
+            out,
+            format=export_format,
+            selection=selection,
+            all_branches=all_branches,
+            allow_in_git=True,  # a private temp file of the vault, wherever it lives
+        )
+        if export_format == "markdown":
+            zip_folder(out, folder / name)
+    except BaseException:
+        fsutil.remove_tree(folder)
+        raise
+    media = "application/json" if suffix == "json" else "application/zip"
+    return FileResponse(
+        folder / name,
+        media_type=media,
+        headers=_download(name),
+        background=BackgroundTask(fsutil.remove_tree, folder),
+    )
 
 
 # -- imports -------------------------------------------------------------------------
