@@ -18,6 +18,8 @@ from chatkeep import fsutil
 from chatkeep.limits import MAX_ATTACHMENT_BYTES
 
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
+#: Most bytes a background writer holds in memory while its files are written.
+_MAX_PENDING_BYTES = 32 * 1024 * 1024
 
 
 class BlobStore:
@@ -41,6 +43,13 @@ class BlobStore:
             self.directory, source, max_bytes=MAX_ATTACHMENT_BYTES, durable=durable
         )
         return sha, size
+
+    def background_writer(self) -> fsutil.BackgroundContentWriter:
+        """A writer that stores many in-memory blobs on a worker thread: not durable
+        until it is closed and :meth:`sync` has run on the digests."""
+        return fsutil.BackgroundContentWriter(
+            self.directory, max_bytes=MAX_ATTACHMENT_BYTES, max_pending=_MAX_PENDING_BYTES
+        )
 
     def sync(self, digests: Iterable[str]) -> None:
         """Make blobs stored with ``durable=False`` durable, in one pass."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,9 +18,11 @@ import orjson
 
 from chatkeep import limits
 from chatkeep.errors import InvalidInput, LimitExceeded
-from chatkeep.model import ROLES, NewMessage, Part, canonical_json
+from chatkeep.model import KNOWN_PART_KINDS, ROLES, NewMessage, Part, canonical_json
 
 _PART_KIND_RE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+#: Kinds that match _PART_KIND_RE: checked by a set lookup instead of the pattern.
+_VALID_KINDS = frozenset(KNOWN_PART_KINDS)
 _MAX_JSON_DEPTH = 64
 
 
@@ -123,7 +125,10 @@ def check_tags(tags: Iterable[str]) -> list[str]:
 def _check_part(index: int, part: Part, *, json_checked: bool) -> None:
     if not isinstance(part, Part):
         raise InvalidInput(f"content part {index} is not a Part")
-    if not isinstance(part.kind, str) or _PART_KIND_RE.fullmatch(part.kind) is None:
+    kind = part.kind
+    if not isinstance(kind, str) or (
+        kind not in _VALID_KINDS and _PART_KIND_RE.fullmatch(kind) is None
+    ):
         raise InvalidInput(
             f"content part {index} has an invalid kind {part.kind!r}",
             hint="kinds are short lower-case words such as text, code, tool_call",
@@ -173,17 +178,13 @@ def check_new_message(new: NewMessage, *, json_checked: bool = False) -> Checked
         raise InvalidInput("a message cannot both start a new root and have a parent")
     if not new.parts and not new.attachments:
         raise InvalidInput("a message needs at least one content part or attachment")
-    if len(new.parts) > limits.MAX_PARTS_PER_MESSAGE:
-        raise LimitExceeded(
-            f"a message has {len(new.parts)} parts; the limit is {limits.MAX_PARTS_PER_MESSAGE}"
-        )
+    _check_part_count(new.parts)
     if len(new.attachments) > limits.MAX_ATTACHMENTS_PER_MESSAGE:
         raise LimitExceeded(
             f"a message has {len(new.attachments)} attachments; "
             f"the limit is {limits.MAX_ATTACHMENTS_PER_MESSAGE}"
         )
-    for index, part in enumerate(new.parts):
-        _check_part(index, part, json_checked=json_checked)
+    _check_parts(new.parts, json_checked=json_checked)
     check_short_text("author", new.author)
     check_short_text("model", new.model)
     if new.tokens is not None and (
@@ -219,12 +220,61 @@ def check_new_message(new: NewMessage, *, json_checked: bool = False) -> Checked
             not isinstance(attachment.path, str) or "\x00" in attachment.path
         ):
             raise InvalidInput(f"attachment {attachment.name!r}: the path is not a valid path")
+    content, content_sha256, metadata = _encode_message(
+        new.parts, new.metadata, json_checked=json_checked
+    )
+    return CheckedMessage(
+        new=new, content=content, content_sha256=content_sha256, metadata=metadata
+    )
+
+
+def check_imported_message(
+    role: str,
+    parts: Sequence[Part],
+    author: str | None,
+    model: str | None,
+    metadata: dict[str, Any],
+) -> tuple[str, str, str]:
+    """:func:`check_new_message` for a message an importer built from parsed JSON.
+
+    The same checks and limits, in the same order, for the fields an import sets (no
+    tokens, cost, times or attachments to upload), without building a
+    :class:`NewMessage` first. Returns the encoded content, its sha256 and the encoded
+    metadata.
+    """
+    if role not in ROLES:
+        raise InvalidInput(f"unknown role {role!r}", hint=f"use one of: {', '.join(ROLES)}")
+    if not parts:
+        raise InvalidInput("a message needs at least one content part or attachment")
+    _check_part_count(parts)
+    _check_parts(parts, json_checked=True)
+    check_short_text("author", author)
+    check_short_text("model", model)
+    return _encode_message(parts, metadata, json_checked=True)
+
+
+def _check_part_count(parts: Sequence[Part]) -> None:
+    if len(parts) > limits.MAX_PARTS_PER_MESSAGE:
+        raise LimitExceeded(
+            f"a message has {len(parts)} parts; the limit is {limits.MAX_PARTS_PER_MESSAGE}"
+        )
+
+
+def _check_parts(parts: Sequence[Part], *, json_checked: bool) -> None:
+    for index, part in enumerate(parts):
+        _check_part(index, part, json_checked=json_checked)
+
+
+def _encode_message(
+    parts: Sequence[Part], metadata: Any, *, json_checked: bool
+) -> tuple[str, str, str]:
+    """(content, its sha256, metadata) encoded, within the size limits."""
     try:
-        content = canonical_json([p.to_dict() for p in new.parts])
-        metadata = (
-            _encode_checked_object("metadata", new.metadata)
+        content = canonical_json([p.to_dict() for p in parts])
+        encoded_metadata = (
+            _encode_checked_object("metadata", metadata)
             if json_checked
-            else encode_json_object("metadata", new.metadata)
+            else encode_json_object("metadata", metadata)
         )
     except orjson.JSONEncodeError as exc:
         raise InvalidInput(
@@ -236,12 +286,7 @@ def check_new_message(new: NewMessage, *, json_checked: bool = False) -> Checked
             f"the message is {len(content)} bytes; the limit is {limits.MAX_MESSAGE_BYTES}",
             hint="split it into several messages or store large content as an attachment",
         )
-    return CheckedMessage(
-        new=new,
-        content=content.decode("utf-8"),
-        content_sha256=hashlib.sha256(content).hexdigest(),
-        metadata=metadata,
-    )
+    return content.decode("utf-8"), hashlib.sha256(content).hexdigest(), encoded_metadata
 
 
 def _encode_checked_object(what: str, value: Any) -> str:

@@ -10,13 +10,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Dialect, bindparam, delete, insert, select, update
 
 from chatkeep import limits
 from chatkeep.backends import schema as t
@@ -29,12 +31,80 @@ from chatkeep.importers.model import ParsedExport, SourceFile, SourceMessage
 from chatkeep.importers.source import ExportSource
 from chatkeep.model import ROLES, Attachment, NewMessage, Part, canonical_json
 from chatkeep.timeutil import from_text, to_text, utcnow
-from chatkeep.validate import check_new_message, check_short_text, decode_json, encode_json_object
+from chatkeep.validate import (
+    check_imported_message,
+    check_new_message,
+    check_short_text,
+    decode_json,
+    encode_json_object,
+)
 
 Progress = Callable[[int, int], None]
+#: Attachments up to this size are read into memory and written on a worker thread;
+#: larger ones are streamed.
+_IN_MEMORY_BLOB_BYTES = 4 * 1024 * 1024
 _LABEL_RE = re.compile(r"[^a-z0-9]+")
 _MESSAGE_COLUMNS = [c.name for c in t.messages.columns if c.name != "pk"]
 _ATTACHMENT_COLUMNS = [c.name for c in t.attachments.columns]
+_CONVERSATION_COLUMNS = [c.name for c in t.conversations.columns]
+
+
+class _Statements:
+    """The statements an import runs per conversation and message, written in Core and
+    compiled once for the connection's dialect (as the append path does)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        c, m = t.conversations, t.messages
+        self.find_conversation = Prepared.of(
+            select(
+                c.c.id,
+                c.c.message_count,
+                c.c.total_tokens,
+                c.c.total_cost,
+                c.c.active_leaf_id,
+                c.c.title,
+                c.c.updated_at,
+                c.c.metadata,
+            ).where(
+                c.c.user_id == bindparam("user_id"),
+                c.c.runtime_id == bindparam("runtime_id"),
+                c.c.source_id == bindparam("source_id"),
+            ),
+            dialect,
+        )
+        self.known_messages = Prepared.of(
+            select(m.c.source_id, m.c.id).where(
+                m.c.conversation_id == bindparam("conversation_id"), m.c.source_id.is_not(None)
+            ),
+            dialect,
+        )
+        self.insert_conversation = Prepared.of(
+            insert(c).values({name: bindparam(name) for name in _CONVERSATION_COLUMNS}), dialect
+        )
+        merged: dict[str, Any] = {
+            name: bindparam(name)
+            for name in (
+                "message_count",
+                "total_tokens",
+                "total_cost",
+                "active_leaf_id",
+                "import_id",
+                "updated_at",
+                "metadata",
+            )
+        }
+        where = c.c.id == bindparam("conversation_id")
+        self.update_conversation = Prepared.of(update(c).where(where).values(merged), dialect)
+        self.update_conversation_titled = Prepared.of(
+            update(c).where(where).values({**merged, "title": bindparam("title")}), dialect
+        )
+        self.insert_message = Prepared.of(
+            insert(m).values({name: bindparam(name) for name in _MESSAGE_COLUMNS}), dialect
+        )
+        self.insert_attachment = Prepared.of(
+            insert(t.attachments).values({name: bindparam(name) for name in _ATTACHMENT_COLUMNS}),
+            dialect,
+        )
 
 
 @dataclass(slots=True)
@@ -87,15 +157,12 @@ class ImportWriter:
         self._now = to_text(utcnow())
         #: Blobs this import stored: removed again if the import fails.
         self.new_blobs: set[str] = set()
+        # Attachment files are created on a worker thread while the import goes on;
+        # write() waits for them (and fails with them) before it returns.
+        self._blob_writer = blobs.background_writer()
         # Bulk inserts bypass SQLAlchemy's per-row parameter handling: statements written
         # in Core, compiled once, run by the driver's executemany in this transaction.
-        dialect = conn.dialect
-        self._insert_message = Prepared.of(
-            insert(t.messages).values({c: bindparam(c) for c in _MESSAGE_COLUMNS}), dialect
-        )
-        self._insert_attachment = Prepared.of(
-            insert(t.attachments).values({c: bindparam(c) for c in _ATTACHMENT_COLUMNS}), dialect
-        )
+        self._statements = _Statements(conn.dialect)
 
     # -- the runtime ----------------------------------------------------------------
     def runtime_for(
@@ -197,14 +264,32 @@ class ImportWriter:
         return conversation_id
 
     def _json_object(self, what: str, value: dict[str, Any]) -> str:
+        return self._json_object_kept(what, value)[0]
+
+    def _json_object_kept(self, what: str, value: dict[str, Any]) -> tuple[str, bool]:
         try:
-            return encode_json_object(what, value)
+            return encode_json_object(what, value), True
         except InvalidInput as error:
             # Provider metadata is kept only when it is storable JSON within limits.
-            return canonical_json({"dropped": error.message}).decode()
+            return canonical_json({"dropped": error.message}).decode(), False
 
     # -- conversations ------------------------------------------------------------------
     def write(
+        self, parsed: ParsedExport, runtime_id: str, import_id: str, outcome: ImportOutcome
+    ) -> None:
+        """Write every conversation. On return, every blob the import stored is written
+        (not yet synced: the caller syncs ``new_blobs`` before it commits)."""
+        try:
+            self._write_all(parsed, runtime_id, import_id, outcome)
+        except BaseException:
+            # No file may appear after the caller cleans up; the first failure is the
+            # one to report.
+            with contextlib.suppress(Exception):
+                self._blob_writer.close()
+            raise
+        self._blob_writer.close()
+
+    def _write_all(
         self, parsed: ParsedExport, runtime_id: str, import_id: str, outcome: ImportOutcome
     ) -> None:
         done_messages = 0
@@ -254,6 +339,15 @@ class ImportWriter:
         if empty is not None:
             self._conn.execute(delete(c).where(c.c.id == empty))
 
+    def _run(self, prepared: Prepared, values: dict[str, Any]) -> list[Any]:
+        """One compiled statement on this transaction's DBAPI connection; its rows."""
+        cursor = self._conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(prepared.sql, prepared.bind(values))
+            return list(cursor.fetchall()) if cursor.description else []
+        finally:
+            cursor.close()
+
     def _insert_many(self, prepared: Prepared, rows: list[dict[str, Any]]) -> None:
         if rows:
             cursor = self._conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -263,44 +357,37 @@ class ImportWriter:
                 cursor.close()
 
     def _existing(self, runtime_id: str, source_id: str) -> _Existing | None:
-        c, m = t.conversations, t.messages
-        row = self._conn.execute(
-            select(
-                c.c.id,
-                c.c.message_count,
-                c.c.total_tokens,
-                c.c.total_cost,
-                c.c.active_leaf_id,
-                c.c.title,
-                c.c.updated_at,
-                c.c.metadata,
-            ).where(
-                c.c.user_id == self._user,
-                c.c.runtime_id == runtime_id,
-                c.c.source_id == source_id,
-            )
-        ).first()
-        if row is None:
+        found = self._run(
+            self._statements.find_conversation,
+            {"user_id": self._user, "runtime_id": runtime_id, "source_id": source_id},
+        )
+        if not found:
             return None
-        known: dict[str, str] = {
-            source_id: message_id
-            for source_id, message_id in self._conn.execute(
-                select(m.c.source_id, m.c.id).where(
-                    m.c.conversation_id == row.id, m.c.source_id.is_not(None)
-                )
-            )
-        }
+        (
+            conversation_id,
+            message_count,
+            total_tokens,
+            total_cost,
+            active_leaf_id,
+            title,
+            updated_at,
+            metadata_text,
+        ) = found[0]
+        known: dict[str, str] = dict(
+            self._run(self._statements.known_messages, {"conversation_id": conversation_id})
+        )
+        metadata = decode_json(metadata_text)
         return _Existing(
-            id=row.id,
-            message_count=row.message_count,
-            total_tokens=row.total_tokens,
-            total_cost=row.total_cost,
-            active_leaf_id=row.active_leaf_id,
-            title=row.title,
+            id=conversation_id,
+            message_count=message_count,
+            total_tokens=total_tokens,
+            total_cost=total_cost,
+            active_leaf_id=active_leaf_id,
+            title=title,
             messages=known,
-            source_title=decode_json(row.metadata).get("source_title"),
-            updated_at=row.updated_at,
-            metadata=decode_json(row.metadata),
+            source_title=metadata.get("source_title"),
+            updated_at=updated_at,
+            metadata=metadata,
         )
 
     def _write_conversation(
@@ -315,19 +402,13 @@ class ImportWriter:
         title = _title(conv.title)
         existing = self._existing(runtime_id, conv.source_id)
         if existing is None:
-            self._insert_conversation(
-                runtime_id, title=title, source=prepared, import_id=import_id, platform=platform
+            return self._write_new_conversation(
+                prepared, title, platform, runtime_id, import_id, outcome
             )
-            existing = self._existing(runtime_id, conv.source_id)
-            assert existing is not None  # just inserted, in this transaction
-            outcome.add("conversations_added")
-            is_new = True
-        else:
-            is_new = False
         new_messages = [m for m in prepared.messages if m.source_id not in existing.messages]
         rows, attachments = self._message_rows(existing, new_messages, outcome)
-        self._insert_many(self._insert_message, rows)
-        self._insert_many(self._insert_attachment, attachments)
+        self._insert_many(self._statements.insert_message, rows)
+        self._insert_many(self._statements.insert_attachment, attachments)
         leaf = existing.messages.get(prepared.active_leaf_source_id or "")
         # A title the user changed since the last import is theirs; otherwise follow the
         # export's. The export's title is remembered either way.
@@ -337,98 +418,190 @@ class ImportWriter:
             bool(rows)
             or leaf != existing.active_leaf_id
             or new_title != existing.title
-            or (not is_new and existing.source_title != title)
+            or existing.source_title != title
         )
-        if not is_new:
-            outcome.add("conversations_updated" if changed else "conversations_unchanged")
+        outcome.add("conversations_updated" if changed else "conversations_unchanged")
         if changed:
             source_time = to_text(conv.updated_at) if conv.updated_at else None
-            self._conn.execute(
-                update(t.conversations)
-                .where(t.conversations.c.id == existing.id)
-                .values(
-                    message_count=existing.message_count,
-                    total_tokens=existing.total_tokens,
-                    total_cost=existing.total_cost,
-                    active_leaf_id=leaf,
-                    title=new_title,
-                    import_id=import_id,
-                    updated_at=max(
-                        filter(None, (existing.updated_at, source_time)), default=self._now
-                    ),
-                    metadata=self._json_object(
-                        "conversation metadata", {**existing.metadata, "source_title": title}
-                    ),
+            values = {
+                "conversation_id": existing.id,
+                "message_count": existing.message_count,
+                "total_tokens": existing.total_tokens,
+                "total_cost": existing.total_cost,
+                "active_leaf_id": leaf,
+                "import_id": import_id,
+                "updated_at": max(
+                    filter(None, (existing.updated_at, source_time)), default=self._now
+                ),
+                "metadata": self._json_object(
+                    "conversation metadata", {**existing.metadata, "source_title": title}
+                ),
+            }
+            # Setting the title, even to the same text, fires the trigger that rewrites
+            # its full-text entry: only when it changes.
+            if new_title != existing.title:
+                self._run(
+                    self._statements.update_conversation_titled, {**values, "title": new_title}
                 )
-            )
+            else:
+                self._run(self._statements.update_conversation, values)
         outcome.add("messages_added", len(rows))
         return len(rows), existing.id
+
+    def _write_new_conversation(
+        self,
+        prepared: PreparedConversation,
+        title: str,
+        platform: str,
+        runtime_id: str,
+        import_id: str,
+        outcome: ImportOutcome,
+    ) -> tuple[int, str]:
+        """A conversation seen for the first time: its row is written once, with its final
+        counts and active leaf, before its messages (which refer to it)."""
+        conv = prepared.conversation
+        state = _Existing(
+            id=new_id("conversation"),
+            message_count=0,
+            total_tokens=0,
+            total_cost=0.0,
+            active_leaf_id=None,
+            title=title,
+            messages={},
+        )
+        rows, attachments = self._message_rows(state, prepared.messages, outcome)
+        created = conv.created_at
+        updated = conv.updated_at or created
+        metadata, kept = self._json_object_kept(
+            "conversation metadata", {**conv.metadata, "source_title": title}
+        )
+        if not kept:
+            # As a merge does with what it finds stored: the export's title remembered.
+            metadata = self._json_object(
+                "conversation metadata", {**decode_json(metadata), "source_title": title}
+            )
+        self._run(
+            self._statements.insert_conversation,
+            {
+                "id": state.id,
+                "user_id": self._user,
+                "runtime_id": runtime_id,
+                "title": title,
+                "origin": "imported",
+                "state": "archived" if conv.archived else "active",
+                "model": conv.model,
+                "message_count": state.message_count,
+                "total_tokens": state.total_tokens,
+                "total_cost": state.total_cost,
+                "active_leaf_id": state.messages.get(prepared.active_leaf_source_id or ""),
+                "forked_from_conversation_id": None,
+                "forked_from_message_id": None,
+                "created_at": to_text(created) if created else self._now,
+                "updated_at": to_text(updated) if updated else self._now,
+                "trashed_at": None,
+                "source_platform": platform,
+                "source_id": conv.source_id,
+                "import_id": import_id,
+                "metadata": metadata,
+            },
+        )
+        self._insert_many(self._statements.insert_message, rows)
+        self._insert_many(self._statements.insert_attachment, attachments)
+        outcome.add("conversations_added")
+        outcome.add("messages_added", len(rows))
+        return len(rows), state.id
 
     def _message_rows(
         self, existing: _Existing, messages: Sequence[SourceMessage], outcome: ImportOutcome
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         rows: list[dict[str, Any]] = []
         attachment_rows: list[dict[str, Any]] = []
+        user, conversation_id, known = self._user, existing.id, existing.messages
         for message in messages:
             message_id = new_id("message")
-            stored = [self._attachment(f, message_id, existing.id, outcome) for f in message.files]
-            parts = _with_file_parts(message.parts, message.files, stored)
-            checked = self._checked(message, parts, outcome, stored, message_id, existing.id)
+            stored: list[Attachment | None] = []
+            parts = message.parts
+            if message.files:
+                stored = [
+                    self._attachment(f, message_id, conversation_id, outcome) for f in message.files
+                ]
+                parts = _with_file_parts(parts, message.files, stored)
+            role, author, model, content, content_sha256, metadata = self._checked(
+                message, parts, outcome, stored, message_id, conversation_id
+            )
+            created = message.created_at
             rows.append(
                 {
                     "id": message_id,
-                    "user_id": self._user,
-                    "conversation_id": existing.id,
-                    "parent_id": existing.messages.get(message.parent_source_id or ""),
+                    "user_id": user,
+                    "conversation_id": conversation_id,
+                    "parent_id": known.get(message.parent_source_id or ""),
                     "seq": existing.message_count,
-                    "role": checked.new.role,
-                    "author": checked.new.author,
-                    "content": checked.content,
-                    "content_sha256": checked.content_sha256,
-                    "created_at": to_text(message.created_at) if message.created_at else None,
-                    "model": checked.new.model,
+                    "role": role,
+                    "author": author,
+                    "content": content,
+                    "content_sha256": content_sha256,
+                    "created_at": _stored_time(created) if created else None,
+                    "model": model,
                     "tokens": None,
                     "cost": None,
-                    "metadata": checked.metadata,
+                    "metadata": metadata,
                     "hidden": int(message.hidden),
                     "source_id": message.source_id,
                 }
             )
-            attachment_rows += [
-                {"user_id": self._user, **attachment_row(a)} for a in stored if a is not None
-            ]
-            existing.messages[message.source_id] = message_id
+            if stored:
+                attachment_rows += [
+                    {"user_id": user, **attachment_row(a)} for a in stored if a is not None
+                ]
+            known[message.source_id] = message_id
             existing.message_count += 1
         return rows, attachment_rows
 
     def _checked(
         self,
         message: SourceMessage,
-        parts: list[Part],
+        parts: Sequence[Part],
         outcome: ImportOutcome,
         stored: list[Attachment | None],
         message_id: str,
         conversation_id: str,
-    ) -> Any:
+    ) -> tuple[str, str | None, str | None, str, str, str]:
+        """(role, author, model, content, content sha256, metadata) of a message, checked
+        as :func:`check_new_message` checks an append; content too large (or odd) to
+        store inline is moved to an attachment."""
         role = message.role if message.role in ROLES else "tool"
         if role != message.role:
             outcome.warn(
                 f"message {message.source_id!r}: unknown role {message.role!r} stored as tool"
             )
-        new = NewMessage(
-            role=role,
-            parts=tuple(parts) or (Part("text", ""),),
-            author=_short(message.author),
-            model=_short(message.model),
-            metadata={**message.metadata, "source_id": message.source_id},
-        )
+        parts = parts or (Part("text", ""),)
+        author = None if message.author is None else _short(message.author)
+        model = None if message.model is None else _short(message.model)
+        metadata = {**message.metadata, "source_id": message.source_id}
         try:
-            return check_new_message(new, json_checked=True)
+            return (
+                role,
+                author,
+                model,
+                *check_imported_message(role, parts, author, model, metadata),
+            )
         except InvalidInput as error:
             outcome.warn(f"message {message.source_id!r}: {error.message}; content kept as a file")
-            moved = self._oversized(new, message, message_id, conversation_id)
-            stored.append(moved[1])  # a real attachment: readable, and never swept
-            return check_new_message(moved[0], json_checked=True)
+            new = NewMessage(
+                role=role, parts=tuple(parts), author=author, model=model, metadata=metadata
+            )
+            moved, attachment = self._oversized(new, message, message_id, conversation_id)
+            stored.append(attachment)  # a real attachment: readable, and never swept
+            checked = check_new_message(moved, json_checked=True)
+            return (
+                role,
+                moved.author,
+                moved.model,
+                checked.content,
+                checked.content_sha256,
+                checked.metadata,
+            )
 
     def _oversized(
         self, new: NewMessage, message: SourceMessage, message_id: str, conversation_id: str
@@ -470,7 +643,10 @@ class ImportWriter:
             sha, size = "0" * 64, self._source.size(file.member)
         else:
             with self._source.open_member(file.member) as handle:
-                sha, size = self._blobs.put(handle, durable=False)
+                if self._source.size(file.member) <= _IN_MEMORY_BLOB_BYTES:
+                    sha, size, _ = self._blob_writer.put(handle.read())
+                else:  # streamed, never held in memory
+                    sha, size = self._blobs.put(handle, durable=False)
             self._note_blob(sha)
         return Attachment(
             id=new_id("attachment"),
@@ -486,12 +662,21 @@ class ImportWriter:
     def _put(self, data: bytes) -> str:
         if self._dry_run:
             return hashlib.sha256(data).hexdigest()
-        sha, _ = self._blobs.put(data, durable=False)
+        sha, _, _ = self._blob_writer.put(data)
         self._note_blob(sha)
         return sha
 
     def _note_blob(self, sha: str) -> None:
         self.new_blobs.add(sha)
+
+
+def _stored_time(moment: datetime) -> str:
+    """``to_text(moment)``: for the UTC moments importers make, from ``isoformat()``
+    (which is what ``to_text`` formats with) without its conversions."""
+    if moment.tzinfo is UTC:
+        text = moment.isoformat()  # YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00
+        return text[:-6] + ("Z" if moment.microsecond else ".000000Z")
+    return to_text(moment)
 
 
 def _title(title: str) -> str:

@@ -511,8 +511,11 @@ def _encodes_as_is(value: Any) -> bool:
     return True
 
 
-def _fit(metadata: dict[str, Any], what: str, warnings: list[str]) -> dict[str, Any]:
-    """``metadata`` within the store's size limit: the largest keys dropped, and said so."""
+def _fit(
+    metadata: dict[str, Any], what: str, warnings: list[str], *, message: str | None = None
+) -> dict[str, Any]:
+    """``metadata`` (of ``what``, or of its ``message``) within the store's size limit:
+    the largest keys dropped, and said so."""
     try:
         size = len(orjson.dumps(metadata))
     except (TypeError, orjson.JSONEncodeError):
@@ -531,6 +534,8 @@ def _fit(metadata: dict[str, Any], what: str, warnings: list[str]) -> dict[str, 
         dropped[key] = key_size
         size -= key_size
     metadata["dropped_metadata"] = dropped
+    if message is not None:
+        what = f"{what} message {message!r}"
     warnings.append(f"{what}: metadata too large to store; dropped {', '.join(sorted(dropped))}")
     return metadata
 
@@ -948,7 +953,11 @@ class _Reader:
         if not isinstance(item, dict):
             self._skip("not_a_conversation", f"{name}: item {index} is not a conversation object")
             return None
-        raw: dict[str, Any] = _json_safe(item)
+        try:
+            size: int | None = len(orjson.dumps(item))
+            raw: dict[str, Any] = item  # what _json_safe gives for JSON the encoder takes
+        except (orjson.JSONEncodeError, RecursionError):
+            size, raw = None, _json_safe(item)
         source_id = _conversation_id(raw)
         if source_id is None:
             self._skip(
@@ -961,7 +970,11 @@ class _Reader:
         if source_id in self._seen:
             warnings.append(f"{label}: appears more than once in the export")
         self._seen.add(source_id)
-        tree = _Tree(self._assets, label, warnings)
+        # A message's metadata holds parts of its raw message, each at most twice, under
+        # keys at most 9 characters longer: under 5x the message's size, plus a few
+        # short keys. In a conversation that small no message needs _fit.
+        fits = size is not None and 5 * size + 4096 <= _METADATA_BUDGET
+        tree = _Tree(self._assets, label, warnings, metadata_fits=fits)
         mapping = raw.get("mapping")
         if mapping is None:
             warnings.append(f"{label}: has no mapping; imported with no messages")
@@ -1007,10 +1020,13 @@ def _conversation_id(raw: dict[str, Any]) -> str | None:
 class _Tree:
     """One conversation's ``mapping`` as SourceMessages with rebuilt parents."""
 
-    def __init__(self, assets: _Assets, label: str, warnings: list[str]) -> None:
+    def __init__(
+        self, assets: _Assets, label: str, warnings: list[str], *, metadata_fits: bool = False
+    ) -> None:
         self._assets = assets
         self._label = label
         self._warnings = warnings
+        self._metadata_fits = metadata_fits
         self._nodes: dict[str, dict[str, Any]] = {}
         self._anchors: dict[str, str | None] = {}
         self.messages: list[SourceMessage] = []
@@ -1026,7 +1042,12 @@ class _Tree:
             message = node.get("message")
             if isinstance(message, dict):
                 source_id = key or _str(node.get("id")) or _str(message.get("id")) or key
-                parent = self._anchor(node.get("parent"))
+                parent = node.get("parent")
+                above = self._nodes.get(parent) if isinstance(parent, str) else None
+                if above is None or not isinstance(above.get("message"), dict):
+                    # Not simply a node with a message: walk up (what _anchor says of a
+                    # node with a message is that node).
+                    parent = self._anchor(parent)
                 self.messages.append(self._message(source_id, parent, message))
             elif message is not None:
                 self._warnings.append(
@@ -1097,14 +1118,16 @@ class _Tree:
                 "stored as tool"
             )
             role = "tool"
-        name = _str(author.get("name"))
+        name = author.get("name")
+        if not isinstance(name, str):
+            name = None
         meta_value = raw.get("metadata")
         meta_raw: dict[str, Any] = meta_value if isinstance(meta_value, dict) else {}
         content = raw.get("content")
         content_type = content.get("content_type") if isinstance(content, dict) else None
         described: dict[str, dict[str, Any]] = {}
         listed = meta_raw.get("attachments")
-        uploads = [a for a in listed if isinstance(a, dict)] if isinstance(listed, list) else []
+        uploads = [a for a in listed if isinstance(a, dict)] if isinstance(listed, list) else ()
         for upload in uploads:
             upload_id = _str(upload.get("id"))
             if upload_id:
@@ -1118,7 +1141,10 @@ class _Tree:
                 f"{self._label}: message {source_id!r} refers to an asset with an unsafe "
                 f"id {unsafe!r}; recorded as missing"
             )
-        self._note_custom_instructions(source_id, content_type, content, meta_raw)
+        if self.custom_instructions is None and (
+            content_type == "user_editable_context" or "user_context_message_data" in meta_raw
+        ):
+            self._note_custom_instructions(source_id, content_type, content, meta_raw)
         reason = _hidden_reason(role, name, content_type, raw, meta_raw, parts, files.files)
 
         metadata: dict[str, Any] = {}
@@ -1126,7 +1152,11 @@ class _Tree:
             metadata["hidden_reason"] = reason
         if content_type is not None:
             metadata["content_type"] = content_type
-        if isinstance(content, dict) and content_type in ("text", "multimodal_text"):
+        if (
+            isinstance(content, dict)
+            and content_type in ("text", "multimodal_text")
+            and not (len(content) == 2 and "parts" in content)
+        ):
             # Parts are the content; keep whatever else the content object carries.
             extra = _without(content, "content_type", "parts")
             if extra:
@@ -1138,20 +1168,37 @@ class _Tree:
             metadata["author_role"] = raw_role
         if isinstance(author.get("metadata"), dict) and author["metadata"]:
             metadata["author_metadata"] = author["metadata"]
-        for key, value in raw.items():
-            if key not in _MESSAGE_FIELDS:
-                _put(metadata, key, value, "message.")
-        for key, value in meta_raw.items():
-            _put(metadata, key, value, "metadata.")
+        # Every other key is kept: under its own name unless that is taken (or reserved),
+        # then under ``message.<key>`` / ``metadata.<key>``.
+        # (Without a clash, as almost always, in one step.)
+        if metadata.keys().isdisjoint(raw) and _RESERVED_KEYS.isdisjoint(raw):
+            metadata.update({k: v for k, v in raw.items() if k not in _MESSAGE_FIELDS})
+        else:
+            for key, value in raw.items():
+                if key not in _MESSAGE_FIELDS:
+                    if key in metadata or key in _RESERVED_KEYS:
+                        key = "message." + key
+                    metadata.setdefault(key, value)
+        if metadata.keys().isdisjoint(meta_raw) and _RESERVED_KEYS.isdisjoint(meta_raw):
+            metadata.update(meta_raw)
+        else:
+            for key, value in meta_raw.items():
+                if key in metadata or key in _RESERVED_KEYS:
+                    key = "metadata." + key
+                metadata.setdefault(key, value)
+        model = meta_raw.get("model_slug")
+        created = raw.get("create_time")
         return SourceMessage(
             source_id=source_id,
             parent_source_id=parent,
             role=role,
             parts=parts,
-            created_at=_time(raw.get("create_time")),
+            created_at=epoch_seconds(created) or iso_time(created),
             author=name,
-            model=_str(meta_raw.get("model_slug")) or None,
-            metadata=_fit(metadata, f"{self._label} message {source_id!r}", self._warnings),
+            model=model if isinstance(model, str) and model else None,
+            metadata=metadata
+            if self._metadata_fits
+            else _fit(metadata, self._label, self._warnings, message=source_id),
             hidden=reason is not None,
             files=files.files,
         )
@@ -1169,13 +1216,6 @@ class _Tree:
             return
         found["source_message_id"] = source_id
         self.custom_instructions = found
-
-
-def _put(metadata: dict[str, Any], key: str, value: Any, prefix: str) -> None:
-    """``metadata[key] = value`` unless taken, then under ``prefix + key``."""
-    if key in metadata or key in _RESERVED_KEYS:
-        key = prefix + key
-    metadata.setdefault(key, value)
 
 
 # -- content ---------------------------------------------------------------------------------
@@ -1232,6 +1272,9 @@ def _parts(content: Any, files: _MessageFiles) -> list[Part]:
     if content_type in ("text", "multimodal_text") and isinstance(content.get("parts"), list):
         parts: list[Part] = []
         for item in content["parts"]:
+            if isinstance(item, str):  # the common case, without a call
+                parts.append(Part("text", item))
+                continue
             part = _item_part(item, files)
             if part is not None:
                 parts.append(part)
@@ -1292,7 +1335,7 @@ def _hidden_reason(
         return "custom_instructions"  # kept in the conversation's metadata as well
     if role == "system" and meta.get("is_user_system_message") is not True:
         return "system_message"
-    if content_type in _HIDDEN_CONTENT:
+    if isinstance(content_type, str) and content_type in _HIDDEN_CONTENT:
         return f"content_type:{content_type}"
     recipient = raw.get("recipient")
     if role == "assistant" and isinstance(recipient, str) and recipient != "all":

@@ -87,15 +87,18 @@ def epoch_seconds(value: Any) -> datetime | None:
 
     ``None``, ``0`` and anything unparseable or out of range give ``None``.
     """
-    if isinstance(value, bool) or value is None:
+    if value.__class__ is float:  # what a JSON parser gives: no conversion to try
+        seconds = value
+    elif isinstance(value, bool) or value is None:
         return None
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return None
+    else:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            return None
     if not seconds or seconds != seconds or abs(seconds) > 253_402_300_799:
         return None
-    return datetime.fromtimestamp(seconds, tz=UTC)
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def iso_time(value: Any) -> datetime | None:
