@@ -4,21 +4,24 @@ Messages are cut into chunks (a model reads only the start of a long text), each
 embedded once by the chosen :class:`~chatkeep.search_embed.Embedder` and its vector kept
 in the vault beside the message. Indexing is incremental: :func:`index_pending` embeds
 only what no vector of that embedder covers yet, so it can run after every import, on
-a schedule, or after each append. A semantic search scores every allowed chunk by cosine
-similarity (exact, brute force with NumPy) and keeps each message's best chunk.
+a schedule, or after each append. A semantic search scores chunks by cosine similarity
+and keeps each message's best chunk: every chunk (exact, brute force with NumPy), or,
+from :data:`ANN_MIN_ROWS` chunks of a user on, those of the nearest lists of an IVF
+index (:mod:`chatkeep.ann`, approximate, a few percent of the work).
 :func:`hybrid_search` fuses the full-text and semantic rankings by reciprocal rank.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
+from chatkeep import ann
 from chatkeep.errors import InvalidInput
 from chatkeep.model import searchable_text
 from chatkeep.search import SearchFilters, SearchHit, SearchPage, parse_query
@@ -35,6 +38,9 @@ INDEX_BATCH: Final = 256
 #: Reciprocal-rank-fusion constant (the usual 60) and how deep each ranking is read.
 RRF_K: Final = 60
 FUSION_DEPTH: Final = 100
+#: From this many chunk vectors of a user (and embedder), searches read an IVF index;
+#: below it, scoring every chunk is fast enough (about 10 ms at 50,000) and exact.
+ANN_MIN_ROWS: Final = 50_000
 
 
 def chunks(text: str) -> list[str]:
@@ -109,12 +115,14 @@ def semantic_search(
 
 @dataclass(slots=True)
 class _Matrix:
-    """A user's vectors of one embedder, in memory, valid for one version."""
+    """A user's vectors of one embedder, in memory, valid for one version. With an index,
+    the rows are in its order: row ``i`` is the index's slot ``i``."""
 
     version: tuple[int, int]
     keys: npt.NDArray[np.int64]
     chunks: npt.NDArray[np.int64]
     vectors: npt.NDArray[np.float32]
+    index: ann.IVFIndex | None = None
 
 
 # Per (store, user, embedder); re-read only when the stored vectors change. Bounded.
@@ -145,11 +153,29 @@ def _matrix(store: Store, user_id: str, embedder: Embedder) -> _Matrix:
         chunks=np.fromiter((row.chunk for row in rows), dtype=np.int64, count=len(rows)),
         vectors=vectors.reshape(len(rows), embedder.dimension),
     )
+    if len(rows) >= ANN_MIN_ROWS:
+        fresh = _indexed(fresh, cached.index if cached else None)
     with _MATRICES_LOCK:
         if len(_MATRICES) >= _MAX_MATRICES:
             _MATRICES.pop(next(iter(_MATRICES)))
         _MATRICES[key] = fresh
     return fresh
+
+
+def _indexed(matrix: _Matrix, previous: ann.IVFIndex | None) -> _Matrix:
+    """``matrix`` with an index, its rows in the index's order (no second copy). The lists
+    of ``previous`` are kept while the row count stays within a factor of two of the
+    count they were trained on: no training, only the assignment (most of the time)."""
+    quantizer = previous.quantizer if previous is not None else None
+    if quantizer is not None and not (
+        quantizer.dimension == matrix.vectors.shape[1]
+        and quantizer.trained_rows / 2 <= len(matrix.keys) <= quantizer.trained_rows * 2
+    ):
+        quantizer = None
+    index = ann.IVFIndex.build(matrix.vectors, quantizer=quantizer)
+    return _Matrix(
+        matrix.version, matrix.keys[index.rows], matrix.chunks[index.rows], index.vectors, index
+    )
 
 
 def _ranked(
@@ -162,7 +188,9 @@ def _ranked(
 ) -> tuple[list[tuple[int, int, float]], bool]:
     """The best ``wanted`` (message key, best chunk, cosine) the filters allow, best
     first, and whether more exist. Scoring runs on the in-memory matrix; candidates are
-    checked against ownership and filters in the store, more fetched when too few pass."""
+    checked against ownership and filters in the store, more fetched when too few pass.
+    With an index, the candidates are the rows of its nearest lists; when too few of
+    them pass (narrow filters), every row is scored instead."""
     if filters is not None and filters.runtime_id is not None:
         store.get_runtime(user_id, filters.runtime_id)  # a clear error, as full text gives
     if not query.strip():
@@ -170,27 +198,74 @@ def _ranked(
     matrix = _matrix(store, user_id, embedder)
     if not len(matrix.keys):
         return [], False
-    scores = matrix.vectors @ embedder.embed([query])[0]
-    order = _best_first(scores, max(256, wanted * 16))
+    vector = embedder.embed([query])[0]
+    depth = max(256, wanted * 16)
+    if matrix.index is not None:
+        nearby = _nearby(matrix.index, vector, depth)
+        allowed = _allowed(store, user_id, filters, matrix, nearby, wanted)
+        if len(allowed) > wanted:
+            return allowed[:wanted], True
+    scores = matrix.vectors @ vector
+    allowed = _allowed(store, user_id, filters, matrix, _everywhere(scores, depth), wanted)
+    return allowed[:wanted], len(allowed) > wanted
+
+
+def _allowed(
+    store: Store,
+    user_id: str,
+    filters: SearchFilters | None,
+    matrix: _Matrix,
+    candidates: Iterable[tuple[int, float]],
+    wanted: int,
+) -> list[tuple[int, int, float]]:
+    """(message key, chunk, score) of the first ``wanted + 1`` messages among
+    ``candidates`` (matrix row, score; best first) that the user owns and the filters
+    allow, or all of them; checked in the store in batches that grow."""
     seen: set[int] = set()
     allowed: list[tuple[int, int, float]] = []
-    position, step = 0, max(64, wanted * 4)
-    while position < len(order) and len(allowed) <= wanted:
+    rows = iter(candidates)
+    step = max(64, wanted * 4)
+    while len(allowed) <= wanted:
         batch: list[tuple[int, int, float]] = []
-        while position < len(order) and len(batch) < step:
-            index = order[position]
-            position += 1
+        for index, score in rows:
             pk = int(matrix.keys[index])
             if pk not in seen:  # the first seen is the message's best chunk
                 seen.add(pk)
-                batch.append((pk, int(matrix.chunks[index]), float(scores[index])))
+                batch.append((pk, int(matrix.chunks[index]), score))
+                if len(batch) >= step:
+                    break
+        if not batch:
+            break
         passing = store.allowed_message_keys(user_id, [pk for pk, _, _ in batch], filters)
         allowed += [item for item in batch if item[0] in passing]
         step *= 4
-        if position == len(order) < len(scores):  # the partial order ran out: sort it all
-            order = _best_first(scores, len(scores))
-    more = len(allowed) > wanted or position < len(order)
-    return allowed[:wanted], more
+    return allowed
+
+
+def _everywhere(scores: npt.NDArray[np.float32], depth: int) -> Iterator[tuple[int, float]]:
+    """Every row, best first: the best ``depth`` sorted, the rest sorted when reached."""
+    order = _best_first(scores, depth)
+    yield from ((index, float(scores[index])) for index in order)
+    if len(order) < len(scores):
+        done = set(order)
+        rest = (index for index in _best_first(scores, len(scores)) if index not in done)
+        yield from ((index, float(scores[index])) for index in rest)
+
+
+def _nearby(
+    index: ann.IVFIndex, vector: npt.NDArray[np.float32], depth: int
+) -> Iterator[tuple[int, float]]:
+    """The rows of the index's lists nearest ``vector``, best first, as :func:`_everywhere`."""
+    slots, scores = index.search(vector, depth)
+    yield from zip(slots.tolist(), scores.tolist(), strict=True)
+    if len(slots) == depth:
+        done = set(slots.tolist())
+        more, scores = index.search(vector, len(index))
+        yield from (
+            (slot, score)
+            for slot, score in zip(more.tolist(), scores.tolist(), strict=True)
+            if slot not in done
+        )
 
 
 def _best_first(scores: npt.NDArray[np.float32], count: int) -> list[int]:

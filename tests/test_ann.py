@@ -1,0 +1,289 @@
+"""The IVF index (chatkeep.ann) on small data, and semantic search reading it.
+
+Speed and recall at a million rows are measured by ``bench/ann_recall.py``, never here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+import chatkeep
+from chatkeep import ann, semantic
+from chatkeep.search import SearchFilters
+from chatkeep.semantic import index_pending, semantic_search
+from chatkeep.store import Store
+
+DIMENSION = 32
+
+
+def unit(matrix: np.ndarray) -> np.ndarray:
+    return (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype(np.float32)
+
+
+def clustered(rows: int, seed: int = 0, centres: int = 40) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    middle = unit(rng.standard_normal((centres, DIMENSION)))
+    labels = rng.integers(0, centres, size=rows)
+    return unit(middle[labels] + 0.15 * rng.standard_normal((rows, DIMENSION)))
+
+
+def exact(data: np.ndarray, query: np.ndarray, k: int) -> list[int]:
+    scores = data @ query
+    return np.lexsort((np.arange(len(data)), -scores))[:k].tolist()
+
+
+def found(index: ann.IVFIndex, query: np.ndarray, k: int, nprobe: int) -> list[int]:
+    slots, _ = index.search(query, k, nprobe)
+    return index.rows[slots].tolist()
+
+
+def test_probing_every_list_is_exact() -> None:
+    data = clustered(3_000)
+    index = ann.IVFIndex.build(data, seed=1)
+    assert len(index) == 3_000 and index.quantizer.nlist > 100
+    assert sorted(index.rows.tolist()) == list(range(3_000))  # a permutation of the rows
+    np.testing.assert_array_equal(index.vectors, data[index.rows])
+    for query in clustered(20, seed=5):
+        slots, scores = index.search(query, 10, nprobe=index.quantizer.nlist)
+        assert index.rows[slots].tolist() == exact(data, query, 10)
+        np.testing.assert_allclose(scores, data[index.rows[slots]] @ query, rtol=1e-5)
+        assert np.all(np.diff(scores) <= 0)
+
+
+def test_default_probe_finds_nearly_all_neighbours_of_clustered_rows() -> None:
+    data = clustered(5_000)
+    index = ann.IVFIndex.build(data, seed=0)
+    queries = unit(data[:50] + 0.05 * np.random.default_rng(9).standard_normal((50, DIMENSION)))
+    hits = sum(
+        len(set(found(index, q, 10, ann.DEFAULT_NPROBE)) & set(exact(data, q, 10))) for q in queries
+    )
+    assert hits / 500 >= 0.95
+    # one list is much less work and still finds the nearest row most of the time
+    assert sum(found(index, q, 1, 1) == exact(data, q, 1) for q in queries) >= 30
+
+
+def test_the_same_seed_builds_the_same_index() -> None:
+    data = clustered(2_000)
+    first, second = (ann.IVFIndex.build(data, seed=3) for _ in range(2))
+    np.testing.assert_array_equal(first.quantizer.centroids, second.quantizer.centroids)
+    np.testing.assert_array_equal(first.rows, second.rows)
+    np.testing.assert_array_equal(first.offsets, second.offsets)
+    other = ann.IVFIndex.build(data, seed=4)
+    assert not np.array_equal(first.quantizer.centroids, other.quantizer.centroids)
+
+
+def test_a_trained_quantizer_can_be_reused() -> None:
+    data = clustered(2_000)
+    first = ann.IVFIndex.build(data, seed=0)
+    more = np.concatenate([data, clustered(500, seed=8)])
+    second = ann.IVFIndex.build(more, quantizer=first.quantizer)
+    assert second.quantizer is first.quantizer
+    assert sorted(second.rows.tolist()) == list(range(2_500))
+    assert second.offsets[-1] == 2_500
+    query = more[2_100]
+    assert found(second, query, 5, second.quantizer.nlist) == exact(more, query, 5)
+
+
+def test_every_row_is_filed_in_its_best_list_under_its_best_top_centroids() -> None:
+    data = clustered(2_000)
+    quantizer = ann.Quantizer.train(data, seed=0)
+    lists = quantizer.assign(data, branches=len(quantizer.top))  # every branch: exact
+    np.testing.assert_array_equal(lists, (data @ quantizer.centroids.T).argmax(axis=1))
+    assert np.all(lists < quantizer.nlist)
+
+
+@pytest.mark.parametrize("rows", [0, 1, 2, 7])
+def test_empty_and_tiny_inputs(rows: int) -> None:
+    data = clustered(rows) if rows else np.zeros((0, DIMENSION), dtype=np.float32)
+    index = ann.IVFIndex.build(data)
+    assert len(index) == rows
+    slots, scores = index.search(np.ones(DIMENSION, dtype=np.float32), 10)
+    assert len(slots) == len(scores) == rows
+    if rows:
+        assert sorted(index.rows[slots].tolist()) == list(range(rows))
+
+
+def test_k_beyond_the_rows_returns_all_of_the_probed_lists() -> None:
+    data = clustered(300)
+    index = ann.IVFIndex.build(data)
+    slots, _ = index.search(data[0], 10_000, nprobe=index.quantizer.nlist)
+    assert sorted(slots.tolist()) == list(range(300))
+
+
+def test_bad_shapes_and_arguments_are_refused() -> None:
+    index = ann.IVFIndex.build(clustered(200))
+    with pytest.raises(ValueError, match="dimensions"):
+        index.search(np.ones(DIMENSION + 1, dtype=np.float32), 5)
+    with pytest.raises(ValueError, match="2-D"):
+        ann.IVFIndex.build(np.ones(DIMENSION, dtype=np.float32))
+    with pytest.raises(ValueError, match="dimensions"):
+        ann.IVFIndex.build(np.ones((10, DIMENSION + 2)), quantizer=index.quantizer)
+    with pytest.raises(ValueError, match="at least 1"):
+        index.search(np.ones(DIMENSION, dtype=np.float32), 0)
+    with pytest.raises(ValueError, match="at least 1"):
+        ann.Quantizer.train(clustered(10), nlist=0)
+    with pytest.raises(ValueError, match="no rows"):
+        ann.Quantizer.train(np.zeros((0, DIMENSION), dtype=np.float32))
+
+
+# -- semantic search with the index ---------------------------------------------------
+
+MESSAGES = 600  # per user, above the lowered threshold
+
+
+class TableEmbedder:
+    """``"m<i>"`` embeds to row ``i`` of a clustered table, ``"q<i>"`` to a query near row
+    ``i``: both users get the very same vectors, so a leak would rank at the top."""
+
+    name = "test-table-32"
+    dimension = DIMENSION
+
+    def __init__(self) -> None:
+        self.rows = clustered(MESSAGES, seed=11, centres=12)
+        noise = 0.05 * np.random.default_rng(12).standard_normal(self.rows.shape)
+        self.queries = unit(self.rows + noise)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        table = {"m": self.rows, "q": self.queries}
+        return np.stack([table[text[0]][int(text[1:])] for text in texts])
+
+
+# The index sits above the store, so one backend is enough for what concerns only it;
+# the test of users and filters runs on every backend.
+SQLITE_ONLY = pytest.mark.parametrize("vault", ["sqlite"], indirect=True)
+BOB: set[str] = set()  # the ids of bob's messages
+
+
+@pytest.fixture
+def indexed(vault: chatkeep.Vault, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+    monkeypatch.setattr(semantic, "ANN_MIN_ROWS", 100)
+    semantic._MATRICES.clear()
+    BOB.clear()
+    store = vault.store
+    for user in ("alice", "bob"):
+        store.add_user(user)
+        for runtime in ("home", "work"):
+            store.create_runtime(user, runtime)
+        halves = (("home", range(MESSAGES // 2)), ("work", range(MESSAGES // 2, MESSAGES)))
+        for runtime, half in halves:
+            conversation = store.create_conversation(user, runtime, title=f"{user} {runtime}").id
+            added = store.append_messages(
+                user,
+                conversation,
+                [
+                    (chatkeep.user_message if i % 2 else chatkeep.assistant_message)(f"m{i}")
+                    for i in half
+                ],
+            )
+            if user == "bob":
+                BOB.update(message.id for message in added)
+    index_pending(store, TableEmbedder())
+    yield store
+    semantic._MATRICES.clear()
+
+
+def ids(store: Store, user: str, query: str, **filters: str) -> list[str | None]:
+    page = semantic_search(
+        store, user, query, embedder=TableEmbedder(), filters=SearchFilters(**filters), limit=10
+    )
+    return [hit.message_id for hit in page.hits]
+
+
+def matrix_of(user: str) -> semantic._Matrix:
+    return next(m for key, m in semantic._MATRICES.items() if key[1] == user)
+
+
+def test_semantic_search_through_the_index_stays_inside_the_user_and_filters(
+    indexed: Store,
+) -> None:
+    store = indexed
+    assert len(BOB) == MESSAGES
+    for number in range(0, MESSAGES, 37):
+        query = f"q{number}"
+        plain = semantic_search(store, "alice", query, embedder=TableEmbedder(), limit=10)
+        assert matrix_of("alice").index is not None
+        assert len(plain.hits) == 10 and plain.has_more
+        assert not {hit.message_id for hit in plain.hits} & BOB
+        assert {hit.conversation_title for hit in plain.hits} <= {"alice home", "alice work"}
+        narrowed = semantic_search(
+            store,
+            "alice",
+            query,
+            embedder=TableEmbedder(),
+            filters=SearchFilters(role="user", runtime_id="work"),
+            limit=10,
+        )
+        assert narrowed.hits
+        assert {(h.role, h.conversation_title) for h in narrowed.hits} == {("user", "alice work")}
+
+
+@SQLITE_ONLY
+def test_the_index_agrees_with_brute_force(indexed: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    queries = [f"q{number}" for number in range(0, MESSAGES, 29)]
+    with monkeypatch.context() as patch:
+        patch.setattr(semantic, "_everywhere", None)  # the index alone answers these
+        approximate = [ids(indexed, "alice", q) for q in queries]
+    filtered = [ids(indexed, "alice", q, role="user") for q in queries]
+    monkeypatch.setattr(semantic, "ANN_MIN_ROWS", 10**9)
+    semantic._MATRICES.clear()
+    exact = [ids(indexed, "alice", q) for q in queries]
+    assert matrix_of("alice").index is None
+    overlap = [len(set(a) & set(b)) / 10 for a, b in zip(approximate, exact, strict=True)]
+    assert sum(overlap) / len(overlap) >= 0.95
+    assert filtered == [ids(indexed, "alice", q, role="user") for q in queries]
+
+
+@SQLITE_ONLY
+def test_too_few_candidates_in_the_probed_lists_fall_back_to_every_row(
+    indexed: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    search = ann.IVFIndex.search
+
+    def one_list(self: ann.IVFIndex, query: np.ndarray, k: int, nprobe: int = 1) -> object:
+        return search(self, query, k, 1)
+
+    # The filter passes 150 messages; a single list holds far fewer, so the index
+    # cannot fill the page and every row is scored: the exact answer.
+    everywhere = semantic._everywhere
+    fallbacks: list[int] = []
+
+    def counted(scores: np.ndarray, depth: int) -> Iterator[tuple[int, float]]:
+        fallbacks.append(depth)
+        return everywhere(scores, depth)
+
+    monkeypatch.setattr(ann.IVFIndex, "search", one_list)
+    monkeypatch.setattr(semantic, "_everywhere", counted)
+    narrow = ids(indexed, "alice", "q5", runtime_id="home", role="user")
+    assert matrix_of("alice").index is not None and fallbacks
+    page = semantic_search(
+        indexed,
+        "alice",
+        "q5",
+        embedder=TableEmbedder(),
+        filters=SearchFilters(runtime_id="home", role="user"),
+        limit=10,
+        offset=140,
+    )
+    assert len(page.hits) == 10 and not page.has_more  # 150 user messages at home
+    monkeypatch.setattr(semantic, "ANN_MIN_ROWS", 10**9)
+    semantic._MATRICES.clear()
+    assert ids(indexed, "alice", "q5", runtime_id="home", role="user") == narrow
+    assert len(narrow) == 10
+
+
+@SQLITE_ONLY
+def test_a_new_version_keeps_the_trained_lists(indexed: Store) -> None:
+    ids(indexed, "alice", "q1")
+    before = matrix_of("alice")
+    conversation = indexed.route("alice", "home").id
+    indexed.append_message("alice", conversation, chatkeep.user_message("m3"))
+    index_pending(indexed, TableEmbedder())
+    ids(indexed, "alice", "q1")
+    after = matrix_of("alice")
+    assert after.version != before.version
+    assert after.index is not None and before.index is not None
+    assert after.index.quantizer is before.index.quantizer
+    assert len(after.keys) == len(before.keys) + 1
