@@ -15,6 +15,7 @@ clustered
     sub-topics each (2,000 centres, sizes log-normal), related sub-topics close
     (cosine ~0.5), rows at cosine ~0.7-0.8 to their centre; queries are data rows
     perturbed to cosine ~0.9. Embeddings of real text have this kind of structure.
+    ``--topics 2000`` makes 20,000 smaller centres: much harder for any IVF index.
 random
     uniform on the sphere: no structure at all, the worst case for any IVF index.
 
