@@ -36,7 +36,7 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("CHATKEEP_HYPOTHESIS_PROFILE", "default"))
 
-BACKENDS = ["sqlite", "postgres"]
+BACKENDS = ["sqlite", "postgres", "files"]
 POSTGRES_URL = os.environ.get("CHATKEEP_TEST_POSTGRES_URL", "")
 
 #: The shared export samples (../shared/fixtures beside the checkout, or $CHATKEEP_FIXTURES).
@@ -59,7 +59,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "chatkeep-home"
     monkeypatch.setenv("CHATKEEP_HOME", str(home))
-    for name in ("CHATKEEP_ENV", "CHATKEEP_USER", "CHATKEEP_DATABASE_URL", "CHATKEEP_DEBUG"):
+    for name in (
+        "CHATKEEP_ENV",
+        "CHATKEEP_USER",
+        "CHATKEEP_DATABASE_URL",
+        "CHATKEEP_DEBUG",
+        "CHATKEEP_BACKEND",
+    ):
         monkeypatch.delenv(name, raising=False)
     return home
 
@@ -91,6 +97,8 @@ def postgres_schema_url() -> tuple[str, Callable[[], None]]:
 def make_vault(backend: str, home: Path) -> chatkeep.Vault:
     if backend == "sqlite":
         return chatkeep.open(home=home, create=True)
+    if backend == "files":
+        return chatkeep.open(home=home, create=True, backend="files")
     raise AssertionError(f"unknown backend {backend}")
 
 
@@ -123,6 +131,8 @@ def vault(
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The backend name, with the environment set so that every ``chatkeep.open`` of
     this test (child processes included) uses it: for PostgreSQL, a fresh schema."""
+    if request.param == "files":
+        monkeypatch.setenv("CHATKEEP_BACKEND", "files")  # new vaults of this test
     if request.param != "postgres":
         yield request.param
         return

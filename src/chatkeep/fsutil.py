@@ -400,3 +400,118 @@ def copy_into_zip(archive: zipfile.ZipFile, source: Path, info: zipfile.ZipInfo)
     with source.open("rb") as handle, archive.open(info, "w", force_zip64=True) as out:
         while chunk := handle.read(_CHUNK):
             out.write(chunk)
+
+
+# -- the file backend's primitives (chatkeep.backends.files) ----------------------------
+# Its write protocol (journal, then appends and renames, then the index's commit) is
+# described there; these are the steps, each durable before it returns unless said.
+
+
+def append_durable(path: Path, data: bytes) -> None:
+    """Append ``data`` to ``path`` (created if missing) and fsync it; a new file's
+    directory entry is fsynced too."""
+    try:
+        created = not path.exists()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            fsync_dir(path.parent)
+    except OSError as exc:
+        _raise_storage(exc, path.name)
+
+
+def append_plain(path: Path, data: bytes) -> None:
+    """Append without fsync: for derived files that can be rebuilt."""
+    try:
+        with path.open("ab") as handle:
+            handle.write(data)
+    except OSError as exc:
+        _raise_storage(exc, path.name)
+
+
+def truncate_durable(path: Path, size: int) -> None:
+    """Cut ``path`` back to ``size`` bytes (undoing an append), durably."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        _raise_storage(exc, path.name)
+
+
+def write_new_file(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+    """Create ``path`` (which must not exist) holding ``data``, fsynced; its directory
+    entry is not (the rename that publishes it is fsynced by the caller)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        _raise_storage(exc, path.name)
+
+
+def keep_link(path: Path, link: Path) -> bool:
+    """A second name for ``path``'s current content (kept until :func:`remove_file`), so
+    that replacing ``path`` can be undone; False when ``path`` does not exist."""
+    try:
+        os.link(path, link)
+    except FileNotFoundError:
+        return False
+    except FileExistsError:
+        return True  # made by an earlier attempt of the same step
+    except OSError as exc:
+        _raise_storage(exc, path.name)
+    return True
+
+
+def move(source: Path, target: Path, *, sync: bool = True) -> bool:
+    """Rename ``source`` to ``target`` (same file system, replacing a file there); with
+    ``sync``, both directories are fsynced. False when ``source`` does not exist."""
+    try:
+        source.replace(target)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        _raise_storage(exc, target.name)
+    if sync:
+        fsync_dir(target.parent)
+        if source.parent != target.parent:
+            fsync_dir(source.parent)
+    return True
+
+
+def remove_quietly(path: Path) -> None:
+    """Delete a file or a folder tree if it is there, without fsync: for leftovers
+    whose removal only tidies (a crash before it changes nothing)."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            for child in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+                if child.is_dir() and not child.is_symlink():
+                    child.rmdir()
+                else:
+                    child.unlink()
+            path.rmdir()
+        else:
+            path.unlink()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        _raise_storage(exc, path.name)

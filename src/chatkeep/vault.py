@@ -8,8 +8,8 @@ from pathlib import Path
 from types import TracebackType
 
 from chatkeep import fsutil, location
-from chatkeep.backends import open_postgres_store, open_sqlite_store
-from chatkeep.errors import VaultError
+from chatkeep.backends import BACKENDS, open_files_store, open_postgres_store, open_sqlite_store
+from chatkeep.errors import InvalidInput, VaultError
 from chatkeep.limits import STALE_TEMP_SECONDS
 from chatkeep.model import Problem
 from chatkeep.store import Store
@@ -83,31 +83,43 @@ def open_vault(
     create: bool = False,
     allow_in_git: bool = False,
     url: str | None = None,
+    backend: str | None = None,
 ) -> Vault:
     """Open the vault for ``home``/``env`` (see :mod:`chatkeep.location`).
 
-    The data is in SQLite inside the vault, or in the PostgreSQL database at ``url``
-    (default: ``CHATKEEP_DATABASE_URL``); a vault remembers which, and refuses the other.
+    The data is in SQLite inside the vault (``sqlite``, the default), in plain files
+    with a derived SQLite index (``files``), or in the PostgreSQL database at ``url``
+    (default: ``CHATKEEP_DATABASE_URL``). ``backend`` (default: ``CHATKEEP_BACKEND``)
+    chooses for a new vault; a vault remembers its backend and refuses another.
     With ``create=True`` a missing vault is initialised first (refused inside a git work
     tree unless ``allow_in_git``). A vault written by a newer chatkeep is refused.
     """
     root = location.resolve_root(home, env)
-    database_url = url if url is not None else os.environ.get("CHATKEEP_DATABASE_URL") or None
-    backend = "postgresql" if database_url else "sqlite"
+    database_url = (url if url is not None else os.environ.get("CHATKEEP_DATABASE_URL")) or None
+    chosen = backend or os.environ.get("CHATKEEP_BACKEND") or None
+    if chosen is not None and chosen not in BACKENDS:
+        raise InvalidInput(f"unknown backend {chosen!r}", hint=f"use one of: {', '.join(BACKENDS)}")
+    wanted = "postgresql" if database_url else chosen
     if create:
-        location.initialise(root, allow_in_git=allow_in_git, backend=backend)
-    header = location.read_vault_file(root)
-    kept = header.get("backend", "sqlite")
+        location.initialise(root, allow_in_git=allow_in_git, backend=wanted or "sqlite")
+    kept = location.read_vault_file(root).get("backend", "sqlite")
     paths = location.VaultPaths(root)
-    if kept != backend:
+    # The environment's CHATKEEP_BACKEND only chooses for new vaults; an explicit
+    # backend or a database URL must match the vault.
+    if (database_url is not None) != (kept == "postgresql") or (
+        backend is not None and not database_url and backend != kept
+    ):
         raise VaultError(
-            f"the vault at {root} keeps its data in {kept}, not {backend}",
+            f"the vault at {root} keeps its data in {kept}, not {wanted or 'sqlite'}",
             hint=(
                 "set CHATKEEP_DATABASE_URL to its PostgreSQL database"
                 if kept == "postgresql"
                 else "unset CHATKEEP_DATABASE_URL (copy between backends with chatkeep migrate)"
             ),
         )
-    if database_url:
+    if kept == "postgresql":
+        assert database_url is not None
         return Vault(root, open_postgres_store(paths, database_url))
+    if kept == "files":
+        return Vault(root, open_files_store(paths))
     return Vault(root, open_sqlite_store(paths))

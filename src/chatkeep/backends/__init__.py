@@ -82,10 +82,27 @@ def open_postgres_store(paths: VaultPaths, url: str) -> SqlStore:
     )
 
 
+def open_files_store(paths: VaultPaths) -> SqlStore:
+    """Plain files as the record, with a derived SQLite index (chatkeep.backends.files)."""
+    from chatkeep.backends.files import open_files_store as open_files
+
+    return open_files(paths)
+
+
+#: The backends a vault can keep its data in (``vault.json`` records which).
+BACKENDS = ("sqlite", "files", "postgresql")
+
+
 def _has_data(paths: VaultPaths) -> bool:
     """Whether the vault ever held data: blobs, or the database's own WAL beside it."""
     wal = paths.database.with_name(paths.database.name + "-wal")
     return wal.exists() or any(paths.blobs.glob("??/*"))
 
 
-__all__ = ["SqlStore", "open_postgres_store", "open_sqlite_store"]
+__all__ = [
+    "BACKENDS",
+    "SqlStore",
+    "open_files_store",
+    "open_postgres_store",
+    "open_sqlite_store",
+]

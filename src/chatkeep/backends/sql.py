@@ -45,6 +45,7 @@ from chatkeep.backends.appender import (
     RawWrite,
     attachment_row,
 )
+from chatkeep.backends.hooks import WriteHooks
 from chatkeep.backends.search_base import SearchEngine
 from chatkeep.backends.sql_import import ImportOutcome, ImportWriter, Progress
 from chatkeep.backends.sql_lifecycle import LifecycleTables
@@ -107,7 +108,9 @@ class SqlStore(LifecycleTables):
         search: SearchEngine,
         after_load: Callable[[Connection], None] = lambda _conn: None,
         compact: Callable[[], None] = lambda: None,
+        hooks: WriteHooks | None = None,
     ) -> None:
+        self._hooks = hooks
         self._compact = compact
         self._engine = engine
         self._after_load = after_load
@@ -122,10 +125,21 @@ class SqlStore(LifecycleTables):
     # -- transactions --------------------------------------------------------------
     @contextmanager
     def _write(self) -> Iterator[Connection]:
+        hooks = self._hooks
         try:
             connection = self._engine.connect().execution_options(**self._write_options)
-            with connection as conn, conn.begin():
-                yield conn
+            with connection as conn:
+                try:
+                    with conn.begin():
+                        yield conn
+                        if hooks is not None:
+                            hooks.before_commit(conn.connection.dbapi_connection)
+                except BaseException:
+                    if hooks is not None:
+                        hooks.after_rollback()
+                    raise
+            if hooks is not None:
+                hooks.after_commit()
         except DBAPIError as exc:
             raise self._translate(exc.orig or exc) from exc
 
@@ -1967,3 +1981,7 @@ def _message(row: Any, attachments: Sequence[Attachment]) -> Message:
         content_sha256=row.content_sha256,
         attachments=tuple(attachments),
     )
+
+
+#: A message row (anything with its columns as attributes) as a Message.
+message_from_row = _message

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 
+from chatkeep.backends.hooks import WriteHooks
 from chatkeep.errors import ChatkeepError, StorageError, StorageFull, StoreBusy
 from chatkeep.limits import BUSY_TIMEOUT_SECONDS
 
@@ -103,8 +104,9 @@ class AppendConnections:
     SQLite): a child process starts a pool of its own.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, hooks: WriteHooks | None = None) -> None:
         self._path = path
+        self._hooks = hooks
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._idle: list[sqlite3.Connection] = []
@@ -118,6 +120,8 @@ class AppendConnections:
                 return self._idle.pop()
         conn = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False)
         _on_connect(conn, None)
+        if self._hooks is not None:
+            self._hooks.on_connect(conn)
         return conn
 
     def _checkin(self, conn: sqlite3.Connection) -> None:
@@ -135,11 +139,17 @@ class AppendConnections:
             cursor.execute("BEGIN IMMEDIATE")
             try:
                 yield cursor
+                if self._hooks is not None:
+                    self._hooks.before_commit(conn)
                 cursor.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     cursor.execute("ROLLBACK")
+                if self._hooks is not None:
+                    self._hooks.after_rollback()
                 raise
+            if self._hooks is not None:
+                self._hooks.after_commit()
         except sqlite3.DatabaseError as exc:
             raise translate_error(exc) from exc
         finally:
