@@ -84,8 +84,9 @@ def _files_containing(root: Path, needle: bytes) -> list[str]:
     return found
 
 
-def test_deleting_an_account_leaves_no_byte_of_it(tmp_path: Path) -> None:
-    with chatkeep.open(home=tmp_path / "home", create=True, url="") as vault:
+@pytest.mark.parametrize("kind", ["sqlite", "files"])
+def test_deleting_an_account_leaves_no_byte_of_it(tmp_path: Path, kind: str) -> None:
+    with chatkeep.open(home=tmp_path / "home", create=True, url="", backend=kind) as vault:
         _alice_and_bob(vault, tmp_path / "conversations.json")
         for marker in MARKERS:
             assert _files_containing(vault.root, marker), f"{marker!r} was never stored"

@@ -8,6 +8,7 @@ copy that fails leaves the destination empty.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,40 @@ def test_round_trip_sqlite_postgres_sqlite_is_byte_identical(
             )
 
 
+def test_round_trip_sqlite_postgres_files_sqlite_is_byte_identical(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Through every backend and back: the same canonical dump, the same search answers,
+    and the file backend's copy survives losing its index."""
+    with chatkeep.open(home=tmp_path / "a", create=True, url="") as original:
+        _fill(original)
+        with (
+            chatkeep.open(home=tmp_path / "b", create=True, url=postgres_url) as middle,
+            chatkeep.open(home=tmp_path / "c", create=True, url="", backend="files") as files,
+            chatkeep.open(home=tmp_path / "d", create=True, url="") as back,
+        ):
+            reports = [
+                transfer.copy_vault(original, middle),
+                transfer.copy_vault(middle, files),
+                transfer.copy_vault(files, back),
+            ]
+            vaults = (original, middle, files, back)
+            dumps = [transfer.dump_text(v.store) for v in vaults]
+            assert dumps[0] == dumps[1] == dumps[2] == dumps[3]
+            assert reports[0].digests == reports[1].digests == reports[2].digests
+            answers = [_answers(v.store) for v in vaults]
+            assert answers[0] == answers[1] == answers[2] == answers[3]
+            assert all(answers[0][q] for q in ("lighthouse", '"blue whale"'))
+            for vault in vaults:
+                assert vault.doctor() == []
+            files_root = files.root
+            expected = dumps[0]
+    shutil.rmtree(files_root / "index")
+    with chatkeep.open(home=tmp_path / "c", url="") as reopened:
+        assert transfer.dump_text(reopened.store) == expected
+        assert _answers(reopened.store) == answers[0]
+
+
 def test_a_copy_into_a_vault_with_data_is_refused(tmp_path: Path) -> None:
     with (
         chatkeep.open(home=tmp_path / "a", create=True, url="") as source,
@@ -139,12 +174,13 @@ def test_a_copy_into_a_vault_with_data_is_refused(tmp_path: Path) -> None:
         assert not list(target.paths.blobs.glob("??/*"))
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "files"])
 def test_a_copy_that_fails_midway_leaves_the_destination_empty(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
     with (
         chatkeep.open(home=tmp_path / "a", create=True, url="") as source,
-        chatkeep.open(home=tmp_path / "b", create=True, url="") as target,
+        chatkeep.open(home=tmp_path / "b", create=True, url="", backend=kind) as target,
     ):
         _fill(source)
         real = source.store.dump_table
@@ -161,6 +197,7 @@ def test_a_copy_that_fails_midway_leaves_the_destination_empty(
         assert transfer.dump_text(target.store) == ""
         assert not list(target.paths.blobs.glob("??/*"))
         assert not list((target.root / "imports").glob("*/*"))
+        assert not list(target.root.glob("users/*/*"))
 
 
 def test_the_cli_migrates_and_reports(tmp_path: Path) -> None:
@@ -181,3 +218,26 @@ def test_the_cli_migrates_and_reports(tmp_path: Path) -> None:
     )
     assert again.exit_code == Conflict.exit_code
     assert "already holds data" in again.output
+
+
+def test_the_cli_migrates_into_files_and_back(tmp_path: Path) -> None:
+    with chatkeep.open(home=tmp_path / "a", create=True, url="") as source:
+        _fill(source)
+        expected = transfer.dump_text(source.store)
+    runner = CliRunner()
+    there = runner.invoke(
+        cli,
+        [
+            *("migrate", "--from", str(tmp_path / "a"), "--to", str(tmp_path / "f")),
+            *("--to-backend", "files", "--json"),
+        ],
+    )
+    assert there.exit_code == 0, there.output
+    assert json.loads((tmp_path / "f" / "default" / "vault.json").read_text())["backend"] == "files"
+    back = runner.invoke(
+        cli, ["migrate", "--from", str(tmp_path / "f"), "--to", str(tmp_path / "s"), "--json"]
+    )
+    assert back.exit_code == 0, back.output
+    for home in ("f", "s"):
+        with chatkeep.open(home=tmp_path / home, url="") as copied:
+            assert transfer.dump_text(copied.store) == expected

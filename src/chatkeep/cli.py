@@ -163,17 +163,27 @@ def cli(ctx: click.Context, home: str | None, env: str | None, user: str | None)
 @cli.command()
 @click.option("--allow-in-git", is_flag=True, help="Allow a vault inside a git work tree.")
 @click.option("--user", "user_name", help="Also create this user (same as the global --user).")
+@click.option(
+    "--backend",
+    type=click.Choice(["sqlite", "files"]),
+    help="Where a new vault keeps its data: one SQLite file (default; CHATKEEP_BACKEND), "
+    "or plain JSON/JSONL files with a derived index. CHATKEEP_DATABASE_URL means PostgreSQL.",
+)
 @json_option
-def init(allow_in_git: bool, user_name: str | None, as_json: bool) -> None:
+def init(allow_in_git: bool, user_name: str | None, backend: str | None, as_json: bool) -> None:
     """Create the vault (if missing) and, with --user, that user.
 
     The vault goes to <home>/<env>; creating it inside a git work tree is refused
-    unless --allow-in-git is given. Running init again is harmless.
+    unless --allow-in-git is given. Running init again is harmless. A vault keeps the
+    backend it was created with; 'chatkeep migrate' copies it to another.
     """
     state = _state()
     state.explicit_user = user_name or state.explicit_user
     root = location.resolve_root(state.home, state.env)
-    created = location.initialise(root, allow_in_git=allow_in_git)
+    if os.environ.get("CHATKEEP_DATABASE_URL"):
+        backend = "postgresql"
+    chosen = backend or os.environ.get("CHATKEEP_BACKEND") or "sqlite"
+    created = location.initialise(root, allow_in_git=allow_in_git, backend=chosen)
     user_created = False
     if state.explicit_user:
         existing = {u.id for u in state.store.list_users()}
@@ -315,15 +325,21 @@ def serve(host: str, port: int, secure_cookies: bool) -> None:
     help="Home of the new vault (created if missing; must hold no data).",
 )
 @click.option("--to-url", help="PostgreSQL URL for the new vault's data (default: SQLite).")
+@click.option(
+    "--to-backend",
+    type=click.Choice(["sqlite", "files"]),
+    help="Without --to-url: SQLite (default) or plain files for the new vault.",
+)
 @json_option
 def migrate_command(
     source_home: str,
     from_url: str | None,
     target_home: str,
     to_url: str | None,
+    to_backend: str | None,
     as_json: bool,
 ) -> None:
-    """Copy a whole vault to another backend: SQLite <-> PostgreSQL.
+    """Copy a whole vault to another backend: any of SQLite, PostgreSQL and files.
 
     Users, runtimes, conversations with their trees, messages, attachments, pins,
     settings, tokens and imports keep their ids and timestamps. The copy is one
@@ -335,7 +351,13 @@ def migrate_command(
     env = _state().env
     with (
         open_vault(source_home, env=env, url=from_url or "") as source,
-        open_vault(target_home, env=env, url=to_url or "", create=True) as target,
+        open_vault(
+            target_home,
+            env=env,
+            url=to_url or "",
+            create=True,
+            backend=None if to_url else to_backend,
+        ) as target,
         _progress(as_json, "copying") as advance,
     ):
         report = transfer.copy_vault(source, target, progress=lambda _stage, n: advance(n))

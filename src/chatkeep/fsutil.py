@@ -426,15 +426,6 @@ def append_durable(path: Path, data: bytes) -> None:
         _raise_storage(exc, path.name)
 
 
-def append_plain(path: Path, data: bytes) -> None:
-    """Append without fsync: for derived files that can be rebuilt."""
-    try:
-        with path.open("ab") as handle:
-            handle.write(data)
-    except OSError as exc:
-        _raise_storage(exc, path.name)
-
-
 def truncate_durable(path: Path, size: int) -> None:
     """Cut ``path`` back to ``size`` bytes (undoing an append), durably."""
     try:

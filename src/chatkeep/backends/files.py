@@ -25,6 +25,7 @@ missing or does not match the journal, it is rebuilt from the files.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import itertools
 import sqlite3
@@ -160,7 +161,7 @@ class _Journal:
             self.replaces.append((temp, target, old))
         for path in plan.appends:
             fsutil.ensure_dir(path.parent)
-            self.appends.append((path, path.stat().st_size if path.exists() else None))
+            self.appends.append((path, _complete_size(path)))
         for number, path in enumerate(plan.removes):
             self.removes.append((path, self.layout.trash / f"{self.txn}-{number}"))
         fsutil.ensure_dir(self.layout.state)
@@ -216,22 +217,19 @@ class _Journal:
 
     def undo(self) -> None:
         """Put every file back as it was before :meth:`apply` (which may have stopped
-        anywhere, or not run at all)."""
-        for path, grave in reversed(self.removes):
-            if grave.exists() and not path.exists():
-                fsutil.ensure_dir(path.parent)
-                fsutil.move(grave, path)
-        for temp, target, old in reversed(self.replaces):
-            fsutil.remove_quietly(temp)
-            if old is not None and old.exists():
-                fsutil.move(old, target)
-            elif old is None and target.exists():
-                fsutil.remove_file(target)
-        for path, size in reversed(self.appends):
-            if size is None:
-                fsutil.remove_quietly(path)
-            else:
-                fsutil.truncate_durable(path, size)
+        anywhere, or not run at all). Each step is tried even if an earlier one fails;
+        the first failure is raised at the end (the journal stays, to try again)."""
+        steps = [functools.partial(_unremove, p, g) for p, g in reversed(self.removes)]
+        steps += [functools.partial(_unreplace, *r) for r in reversed(self.replaces)]
+        steps += [functools.partial(_unappend, p, size) for p, size in reversed(self.appends)]
+        failed: StorageError | None = None
+        for step in steps:
+            try:
+                step()
+            except StorageError as exc:
+                failed = failed or exc
+        if failed is not None:
+            raise failed
 
     def clean(self) -> None:
         """After the commit: drop what only an undo would have needed."""
@@ -241,6 +239,53 @@ class _Journal:
                 fsutil.remove_quietly(old)
         for _path, grave in self.removes:
             fsutil.remove_quietly(grave)
+
+
+def _unremove(path: Path, grave: Path) -> None:
+    if grave.exists() and not path.exists():
+        fsutil.ensure_dir(path.parent)
+        fsutil.move(grave, path)
+
+
+def _unreplace(temp: Path, target: Path, old: Path | None) -> None:
+    fsutil.remove_quietly(temp)
+    if old is not None and old.exists():
+        fsutil.move(old, target)
+    elif old is None and target.exists():
+        fsutil.remove_file(target)
+
+
+def _unappend(path: Path, size: int | None) -> None:
+    if size is None:
+        fsutil.remove_quietly(path)
+    else:
+        fsutil.truncate_durable(path, size)
+
+
+def _complete_size(path: Path) -> int | None:
+    """The size of a log up to its last complete line (None if there is no log). An
+    unfinished last line is set aside first: a new line must not be glued to it."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return None
+    if size == 0:
+        return 0
+    with path.open("rb") as handle:
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return size
+    data = path.read_bytes()
+    complete = data.rfind(b"\n") + 1
+    set_aside(path, complete, data[complete:])
+    return complete
+
+
+def set_aside(path: Path, complete: int, tail: bytes) -> None:
+    """Move an unfinished last line into ``<log>.torn`` (kept for a person to look at)
+    and cut the log back to its complete lines."""
+    fsutil.append_durable(path.with_name(path.name + ".torn"), tail + b"\n")
+    fsutil.truncate_durable(path, complete)
 
 
 def _sweep_trash(layout: fl.Layout, committed: int) -> None:
@@ -276,6 +321,8 @@ def settle(layout: fl.Layout, conn: sqlite3.Connection) -> bool:
             _Journal(layout, committed).prepare(_Plan())
         elif journal.txn == committed:
             journal.clean()
+            if journal.removes:  # it names deleted folders: leave no trace of them
+                _Journal(layout, committed).prepare(_Plan())
         else:
             return False
     elif committed != 0:
@@ -308,6 +355,7 @@ class FileWriter:
         committed = _index_txn(conn) or 0
         txn = committed + 1
         plan, derived = _Planner(self.layout, conn, txn, changes).plan()
+        derived.add_to(plan, conn)
         journal = _Journal(self.layout, txn)
         self._pending = journal
         journal.prepare(plan)
@@ -319,7 +367,6 @@ class FileWriter:
             _Journal(self.layout, committed).prepare(_Plan())
             raise
         _set_index_txn(conn, txn)
-        derived.write(conn)
 
     def after_commit(self) -> None:
         journal, self._pending = self._pending, None
@@ -528,8 +575,8 @@ class _Planner:
 
 # -- derived files: the session index and the home conversation's Markdown -----------------
 class _Derived:
-    """Files made from the index that can be rebuilt: written after the journaled ones,
-    without a journal of their own."""
+    """Files made from the index (they could be rebuilt), written through the journal
+    like the rest so that they never show a write the index did not commit."""
 
     def __init__(self, layout: fl.Layout, txn: int) -> None:
         self.layout = layout
@@ -538,19 +585,27 @@ class _Derived:
         self.touched: dict[str, tuple[str, str, str]] = {}
         self.messages: dict[str, list[dict[str, Any]]] = {}
 
-    def write(self, conn: sqlite3.Connection) -> None:
+    def add_to(self, plan: _Plan, conn: sqlite3.Connection) -> None:
         for user in sorted(self.listed):
-            write_session_index(self.layout, conn, user)
-        for conversation_id in set(self.touched) | set(self.messages):
+            plan.replaces[self.layout.session_index(user)] = session_index(self.layout, conn, user)
+        for conversation_id in sorted(set(self.touched) | set(self.messages)):
             home = _home_of(conn, conversation_id)
-            if home is not None:
-                render_chatty(self.layout, conn, home, self.messages.get(conversation_id, []))
+            if home is None:
+                continue
+            path, data, appended = render_chatty(
+                self.layout, conn, home, self.messages.get(conversation_id, [])
+            )
+            if appended:
+                plan.append(path, data)
+            else:
+                plan.replaces[path] = data
 
 
 _LISTED_COLUMNS = ("id", "runtime_id", "title", "origin", "state", "created_at", "import_id")
 
 
-def write_session_index(layout: fl.Layout, conn: sqlite3.Connection, user_id: str) -> None:
+def session_index(layout: fl.Layout, conn: sqlite3.Connection, user_id: str) -> bytes:
+    """``session_index.json``: the user's conversations and where their folders are."""
     rows = conn.execute(
         "SELECT id, runtime_id, title, origin, state, created_at, import_id "
         "FROM main.conversations WHERE user_id = ? ORDER BY created_at, id",
@@ -562,12 +617,8 @@ def write_session_index(layout: fl.Layout, conn: sqlite3.Connection, user_id: st
         directory = layout.conversation_dir(user_id, row[1], row[3], row[0])
         entry["path"] = directory.relative_to(layout.user_dir(user_id)).as_posix()
         entries.append(entry)
-    user_dir = layout.user_dir(user_id)
-    if user_dir.exists():
-        document = {"format": fl.FORMAT, "derived": True, "conversations": entries}
-        fsutil.atomic_write(
-            layout.session_index(user_id), orjson.dumps(document, option=orjson.OPT_INDENT_2)
-        )
+    document = {"format": fl.FORMAT, "derived": True, "conversations": entries}
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -608,9 +659,10 @@ def _message_section(row: dict[str, Any]) -> bytes:
 
 def render_chatty(
     layout: fl.Layout, conn: sqlite3.Connection, home: _Home, new: list[dict[str, Any]]
-) -> None:
-    """The home conversation's active branch as Markdown. New messages that continue the
-    branch already rendered are appended; anything else renders it again in full."""
+) -> tuple[Path, bytes, bool]:
+    """The home conversation's active branch as Markdown: its path, and either the
+    sections to append (new messages that continue the branch already rendered: True)
+    or the whole file (False)."""
     origin = conn.execute(
         "SELECT origin FROM main.runtimes WHERE user_id = ? AND id = ?",
         (home.user_id, home.runtime_id),
@@ -619,11 +671,10 @@ def render_chatty(
     header = _chatty_header(home.conversation)
     leaf = home.conversation["active_leaf_id"]
     if new and path.exists() and _extends(path, header, new, leaf):
-        fsutil.append_plain(path, b"".join(_message_section(row) for row in new))
-        return
-    fsutil.ensure_dir(path.parent)
+        ordered = sorted(new, key=lambda row: row["seq"])
+        return path, b"".join(_message_section(row) for row in ordered), True
     sections = [_message_section(row) for row in _active_branch(conn, home.conversation)]
-    fsutil.atomic_write(path, [header, *sections])
+    return path, b"".join([header, *sections]), False
 
 
 def _extends(path: Path, header: bytes, new: list[dict[str, Any]], leaf: str | None) -> bool:
@@ -684,9 +735,23 @@ def rebuild_index(layout: fl.Layout, conn: sqlite3.Connection) -> RebuildReport:
             report.rows[table] = report.rows.get(table, 0) + len(batch)
     journal = _Journal.load(layout)
     _set_index_txn(conn, journal.txn if journal is not None else 0)
-    for user in _user_ids(layout):
-        write_session_index(layout, conn, user)
+    _write_derived(layout, conn)
     return report
+
+
+def _write_derived(layout: fl.Layout, conn: sqlite3.Connection) -> None:
+    """Every derived file made anew (after a rebuild, under the write lock)."""
+    for user in _user_ids(layout):
+        fsutil.atomic_write(layout.session_index(user), session_index(layout, conn, user))
+    for (conversation_id,) in conn.execute(
+        "SELECT primary_conversation_id FROM main.runtimes WHERE primary_conversation_id "
+        "IS NOT NULL ORDER BY user_id, id"
+    ).fetchall():
+        home = _home_of(conn, conversation_id)
+        if home is not None:
+            path, data, _appended = render_chatty(layout, conn, home, [])
+            fsutil.ensure_dir(path.parent)
+            fsutil.atomic_write(path, data)
 
 
 def _empty_data_tables(conn: sqlite3.Connection) -> None:
@@ -764,9 +829,7 @@ def _log_rows(
     read = fl.read_log(path)
     where = layout.relative(path)
     if read.torn:
-        # Set aside, not thrown away: a person may still want to look at it.
-        fsutil.append_durable(path.with_name(path.name + ".torn"), read.torn + b"\n")
-        fsutil.truncate_durable(path, read.good_size)
+        set_aside(path, read.good_size, read.torn)
         report.set_aside.append(where)
     report.damaged.extend(f"{where}:{n}" for n in read.damaged)
     rows = []
@@ -847,6 +910,15 @@ def _file_problems(layout: fl.Layout) -> list[Problem]:
         where = layout.relative(path)
         if read.torn:
             problems.append(Problem("files", f"{where}: its last line is unfinished"))
+        if path.with_name(path.name + ".torn").exists():
+            problems.append(
+                Problem(
+                    "files",
+                    f"{where}.torn holds an unfinished line set aside after a crash; "
+                    "look at it, then delete it",
+                    severity="warning",
+                )
+            )
         for number in read.damaged:
             problems.append(Problem("files", f"{where}:{number}: the line fails its checksum"))
     return problems
