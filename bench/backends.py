@@ -1,12 +1,15 @@
 """Append, sidebar and search on every backend, side by side, each beside its floor.
 
-For each backend (SQLite in a temp vault; PostgreSQL in a temp schema of the server at
-``CHATKEEP_BENCH_POSTGRES_URL``, default ``postgresql://postgres@127.0.0.1:5432/test``):
+For each backend (SQLite in a temp vault; plain files in a temp vault; PostgreSQL in a
+temp schema of the server at ``CHATKEEP_BENCH_POSTGRES_URL``, default
+``postgresql://postgres@127.0.0.1:5432/test``):
 
 * **append**: ``store.append_message`` to a conversation already holding ``--history``
-  messages, against the bare driver's ``INSERT`` of a row of the same shape into the
-  same ``messages`` table plus ``COMMIT`` (stdlib ``sqlite3`` with the vault's pragmas;
-  ``psycopg`` with the server's durable commit). Samples are interleaved.
+  messages, against the floor of the same backend: the bare driver's ``INSERT`` of a row
+  of the same shape into the same ``messages`` table plus ``COMMIT`` (stdlib ``sqlite3``
+  with the vault's pragmas; ``psycopg`` with the server's durable commit), or for files
+  one JSON line of the same shape appended to a log and fsynced. Samples are
+  interleaved.
 * **sidebar**: the first page (50) of a runtime with ``--conversations`` conversations.
 * **search**: a one-word full-text query over the appended history (limit 20).
 
@@ -76,6 +79,10 @@ class BareInsert:
 
     def __init__(self, kind: str, target: str, where: Any) -> None:
         self.kind, self.target, self.seq = kind, target, 10**9
+        if kind == "files":
+            self.log = Path(where) / "bare-messages.jsonl"
+            self.fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            return
         if kind == "sqlite":
             self.db = sqlite3.connect(where, isolation_level=None)
             self.db.execute("PRAGMA synchronous = FULL")
@@ -112,6 +119,12 @@ class BareInsert:
 
     def insert_one(self) -> int:
         row = self.row()
+        if self.kind == "files":
+            line = json.dumps(row, separators=(",", ":")).encode() + b"\n"
+            start = time.perf_counter_ns()
+            os.write(self.fd, line)
+            os.fsync(self.fd)
+            return time.perf_counter_ns() - start
         start = time.perf_counter_ns()
         if self.kind == "sqlite":
             self.db.execute("BEGIN")
@@ -124,6 +137,10 @@ class BareInsert:
         return time.perf_counter_ns() - start
 
     def close(self) -> None:
+        if self.kind == "files":
+            os.close(self.fd)
+            self.log.unlink()
+            return
         self.db.close()
 
 
@@ -137,7 +154,7 @@ def measure_backend(name: str, vault: chatkeep.Vault, bare_where: Any, args: Any
     store = vault.store
     progress(f"{name}: filling {args.history:,} messages, {args.conversations:,} conversations")
     target = _fill(store, args.history, args.conversations)
-    bare = BareInsert("sqlite" if name == "sqlite" else "postgres", target, bare_where)
+    bare = BareInsert(name, target, bare_where)
     ours: list[int] = []
     floor: list[int] = []
     message = chatkeep.user_message(TEXT)
@@ -181,6 +198,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="chatkeep-bench-") as scratch:
         with chatkeep.open(home=Path(scratch) / "sqlite", create=True, url="") as vault:
             results["sqlite"] = measure_backend("sqlite", vault, vault.paths.database, args)
+        files_home = Path(scratch) / "files"
+        with chatkeep.open(home=files_home, create=True, url="", backend="files") as vault:
+            results["files"] = measure_backend("files", vault, vault.root, args)
         base = os.environ.get("CHATKEEP_BENCH_POSTGRES_URL", DEFAULT_POSTGRES)
         try:
             with (
@@ -198,7 +218,7 @@ def main() -> None:
     ]
     rows = [
         ("append", "append"),
-        ("bare INSERT+COMMIT", "append_floor"),
+        ("floor (bare write)", "append_floor"),
         ("sidebar (50 of many)", "sidebar"),
         ("search one word", "search"),
     ]
