@@ -31,15 +31,20 @@ def postgres_url() -> Iterator[str]:
         drop()
 
 
-def test_backup_and_restore_reproduce_the_vault_exactly(tmp_path: Path) -> None:
-    with chatkeep.open(home=tmp_path / "a", create=True, url="") as original:
+@pytest.mark.parametrize(
+    ("source", "target"), [("sqlite", "sqlite"), ("files", "files"), ("sqlite", "files")]
+)
+def test_backup_and_restore_reproduce_the_vault_exactly(
+    tmp_path: Path, source: str, target: str
+) -> None:
+    with chatkeep.open(home=tmp_path / "a", create=True, url="", backend=source) as original:
         _fill(original)
         report = backup_vault(original, tmp_path / "backup")
         expected = transfer.dump_text(original.store)
     assert report.rows["messages"] > 10 and report.blobs >= 1
     manifest = verify_backup(tmp_path / "backup")
     assert manifest["rows"] == report.rows
-    restored = restore_vault(tmp_path / "backup", tmp_path / "b", url="")
+    restored = restore_vault(tmp_path / "backup", tmp_path / "b", url="", backend=target)
     assert restored.problems == []
     with chatkeep.open(home=tmp_path / "b", url="") as copy:
         assert transfer.dump_text(copy.store) == expected
@@ -58,9 +63,13 @@ def test_a_backup_crosses_backends(tmp_path: Path, postgres_url: str) -> None:
         assert transfer.dump_text(copy.store) == expected
 
 
-def test_a_backup_while_another_process_appends(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "files"])
+def test_a_backup_while_another_process_appends(
+    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every message acknowledged before the backup began is in the restored vault,
     which passes doctor; the writer goes on appending throughout."""
+    monkeypatch.setenv("CHATKEEP_BACKEND", kind)  # the live vault, and the restored one
     home = tmp_path / "live"
     conversation = _new_conversation(home, create=True)
     child = Child(home, conversation, seed=4242, stderr_path=tmp_path / "writer.stderr")

@@ -14,8 +14,8 @@ the snapshot began, and none half. It is written under a temporary name and rena
 when complete and synced: a folder named as the backup is always whole.
 
 A restore checks every file against the manifest first, then fills an empty vault in
-one transaction and checks it with ``doctor``. The same folder restores onto SQLite or
-PostgreSQL, whichever backend it came from.
+one transaction and checks it with ``doctor``. The same folder restores onto SQLite,
+plain files or PostgreSQL, whichever backend it came from.
 """
 
 from __future__ import annotations
@@ -257,10 +257,12 @@ def restore_vault(
     *,
     env: str | None = None,
     url: str | None = None,
+    backend: str | None = None,
     progress: Callable[[str, int], None] | None = None,
 ) -> RestoreReport:
-    """Restore ``backup`` into a new vault at ``home``/``env`` (SQLite, or PostgreSQL at
-    ``url``), verify the files first and run ``doctor`` after."""
+    """Restore ``backup`` into a new vault at ``home``/``env`` (SQLite, plain files with
+    ``backend="files"``, or PostgreSQL at ``url``), verify the files first and run
+    ``doctor`` after."""
     folder = Path(backup)
     manifest = verify_backup(folder)
     root = location.resolve_root(home, env)
@@ -271,7 +273,7 @@ def restore_vault(
                     f"the vault at {root} already holds data",
                     hint="restore into a new, empty location",
                 )
-    with open_vault(home, env=env, url=url, create=True) as vault:
+    with open_vault(home, env=env, url=url, create=True, backend=backend) as vault:
         blobs = _restore_blobs(folder, vault)
         originals = _restore_originals(folder, vault)
         rows = vault.store.load_tables(
