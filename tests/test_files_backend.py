@@ -350,3 +350,35 @@ def test_shards_are_stable_and_spread() -> None:
     assert len(shards) > 200
     digest = hashlib.sha256(b"alice").digest()
     assert fl.shard("alice") == f"shard_{int.from_bytes(digest[:2], 'big') % fl.SHARDS:04d}"
+
+
+def test_threads_of_one_process_share_a_files_vault(tmp_path: Path) -> None:
+    """A server's threads write through one store: every append kept, in each thread's
+    order, and no journal leftovers once they are done."""
+    import threading
+
+    with _open(tmp_path / "h") as vault:
+        store = vault.store
+        store.add_user("alice")
+        store.create_runtime("alice", "synth-001")
+        home = store.route("alice", "synth-001").id
+
+        def write(name: str) -> None:
+            for number in range(15):
+                store.append_message("alice", home, chatkeep.user_message(f"{name} {number}"))
+
+        threads = [threading.Thread(target=write, args=(f"t{n}",)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        texts = [m.text for m in store.list_messages("alice", home, all_branches=True)]
+        for n in range(4):
+            assert [t for t in texts if t.startswith(f"t{n} ")] == [f"t{n} {i}" for i in range(15)]
+        assert vault.doctor() == []
+        assert fsutil.stale_temp_files(vault.root) == []
+        before = transfer.dump_text(store)
+        root = vault.root
+    shutil.rmtree(root / fl.INDEX_DIR)
+    with _open(tmp_path / "h") as vault:
+        assert transfer.dump_text(vault.store) == before

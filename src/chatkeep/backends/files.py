@@ -29,6 +29,7 @@ import functools
 import hashlib
 import itertools
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -336,7 +337,17 @@ class FileWriter:
 
     def __init__(self, layout: fl.Layout) -> None:
         self.layout = layout
-        self._pending: _Journal | None = None
+        # Per thread: a server's threads share this writer, and a transaction's hooks
+        # all run on the thread that opened it.
+        self._local = threading.local()
+
+    @property
+    def _pending(self) -> _Journal | None:
+        return getattr(self._local, "pending", None)
+
+    @_pending.setter
+    def _pending(self, journal: _Journal | None) -> None:
+        self._local.pending = journal
 
     def on_connect(self, dbapi_connection: Any) -> None:
         for statement in _CAPTURE_DDL:
