@@ -19,9 +19,10 @@ from typing import Any, NoReturn, TypeVar
 import click
 import orjson
 
-from chatkeep import location, render, shapes, tokens
-from chatkeep.errors import ChatkeepError, InvalidInput, NotFound
-from chatkeep.model import ConversationState, NewAttachment, NewMessage, Part
+from chatkeep import crypto, fsutil, location, render, shapes, tokens
+from chatkeep.encryption import KeyFile, KeyStatus, Passphrase, Secret, read_key_file
+from chatkeep.errors import ChatkeepError, InvalidInput, Locked, NotFound
+from chatkeep.model import ConversationState, NewAttachment, NewMessage, Part, UserKey
 from chatkeep.search import SearchFilters
 from chatkeep.store import Store
 from chatkeep.vault import Vault, open_vault
@@ -32,20 +33,52 @@ F = TypeVar("F", bound=Callable[..., Any])
 INTERNAL_ERROR_EXIT = 70
 #: Exit code of ``doctor`` when it finds problems.
 DOCTOR_PROBLEMS_EXIT = 9
+#: Where the passphrase of an encrypted user can come from (see ``chatkeep key --help``).
+PASSPHRASE_ENV = "CHATKEEP_PASSPHRASE"  # noqa: S105 (a variable's name)
+NEW_PASSPHRASE_ENV = "CHATKEEP_NEW_PASSPHRASE"  # noqa: S105
 
 
 class State:
     """What the global options chose; opens the vault on first use."""
 
-    def __init__(self, home: str | None, env: str | None, user: str | None) -> None:
+    def __init__(
+        self,
+        home: str | None,
+        env: str | None,
+        user: str | None,
+        *,
+        passphrase_file: str | None = None,
+        key_file: str | None = None,
+    ) -> None:
         self.home, self.env, self.explicit_user = home, env, user
+        self.passphrase_file, self.key_file = passphrase_file, key_file
         self._vault: Vault | None = None
 
     @property
     def vault(self) -> Vault:
         if self._vault is None:
             self._vault = open_vault(self.home, env=self.env)
+            # Asked only when an encrypted user's content is actually needed.
+            self._vault.keys.provider = self.secret_for
         return self._vault
+
+    def secret_for(self, key: UserKey) -> Secret | None:
+        """The secret that opens ``key``: a key file (--key-file, $CHATKEEP_KEY_FILE),
+        else a passphrase ($CHATKEEP_PASSPHRASE, --passphrase-file, or asked on a
+        terminal); None when there is none to be had."""
+        if key.method == "key_file":
+            return None if self.key_file is None else KeyFile(read_key_file(Path(self.key_file)))
+        return self.passphrase(f"Passphrase of user {key.user_id}")
+
+    def passphrase(self, prompt: str, *, twice: bool = False) -> Passphrase | None:
+        if os.environ.get(PASSPHRASE_ENV):
+            return Passphrase(os.environ[PASSPHRASE_ENV])
+        if self.passphrase_file is not None:
+            return Passphrase(_read_passphrase_file(Path(self.passphrase_file)))
+        if not sys.stdin.isatty():
+            return None
+        text = click.prompt(prompt, hide_input=True, confirmation_prompt=twice, err=True)
+        return Passphrase(text)
 
     @property
     def store(self) -> Store:
@@ -145,16 +178,37 @@ def _fail(ctx: click.Context, error: ChatkeepError) -> NoReturn:
     "--env", "env", help="Environment whose vault to use (default: $CHATKEEP_ENV or 'default')."
 )
 @click.option("--user", "user", envvar="CHATKEEP_USER", help="Act as this user ($CHATKEEP_USER).")
+@click.option(
+    "--passphrase-file",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Read an encrypted user's passphrase from this file (else $CHATKEEP_PASSPHRASE, "
+    "else asked on a terminal).",
+)
+@click.option(
+    "--key-file",
+    "key_file",
+    envvar="CHATKEEP_KEY_FILE",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Key file that opens an encrypted user's key ($CHATKEEP_KEY_FILE).",
+)
 @click.version_option(package_name="chatkeep")
 @click.pass_context
-def cli(ctx: click.Context, home: str | None, env: str | None, user: str | None) -> None:
+def cli(
+    ctx: click.Context,
+    home: str | None,
+    env: str | None,
+    user: str | None,
+    passphrase_file: str | None,
+    key_file: str | None,
+) -> None:
     """chatkeep: keep every AI conversation, durably, in a vault you own.
 
     A vault is one directory (SQLite database + attachment blobs). Everything in it
     belongs to a user; runtimes are assistant identities, each with a pinned home
-    conversation. Start with 'chatkeep init'.
+    conversation. Start with 'chatkeep init'. A user's content can be encrypted at
+    rest: see 'chatkeep key --help'.
     """
-    state = State(home, env, user)
+    state = State(home, env, user, passphrase_file=passphrase_file, key_file=key_file)
     ctx.obj = state
     ctx.call_on_close(state.close)
 
@@ -281,7 +335,8 @@ def serve(host: str, port: int, secure_cookies: bool) -> None:
     Prints a login link for the acting user; it works while this server runs. API
     clients use bearer tokens ('chatkeep token create'). An assistant replies in the
     web UI when CHATKEEP_LLM_BASE_URL (and CHATKEEP_LLM_MODEL, CHATKEEP_LLM_API_KEY)
-    name an OpenAI-compatible endpoint. Stop with Ctrl-C.
+    name an OpenAI-compatible endpoint. Stop with Ctrl-C. An encrypted user unlocks
+    their content for this server process with POST /api/key/unlock.
     """
     import secrets
 
@@ -297,6 +352,8 @@ def serve(host: str, port: int, secure_cookies: bool) -> None:
     config = ServerConfig(
         login_code=code, login_user=user_id, llm=llm, secure_cookies=secure_cookies
     )
+    # Never prompt from a request thread: clients unlock with POST /api/key/unlock.
+    state.vault.keys.provider = None
     app = create_app(state.vault, config)
     shown = f"[{host}]" if ":" in host else host
     say(f"chatkeep {state.vault.root} serving at http://{shown}:{port}/")
@@ -675,6 +732,173 @@ def token_revoke(token_id: str, as_json: bool) -> None:
     state = _state()
     revoked = state.store.revoke_token(state.user, token_id)
     emit_json(shapes.token(revoked)) if as_json else say(f"revoked {revoked.id}")
+
+
+# -- encryption at rest ---------------------------------------------------------
+@cli.group()
+def key() -> None:
+    """Encrypt a user's content at rest, with a passphrase or a key file.
+
+    \b
+    Once 'chatkeep key init' has run for a user, their messages, attachments,
+    drafts, snapshots and recordings are sealed (AES-256-GCM) under a random data
+    key, itself kept only wrapped by your passphrase (scrypt) or key file. Titles,
+    tags, timestamps, counts, runtime names and settings stay in clear, and search
+    finds only those: message text is never indexed.
+
+    \b
+    Other commands open the key when they need content, from:
+      --key-file FILE or $CHATKEEP_KEY_FILE   (a key-file user)
+      $CHATKEEP_PASSPHRASE, --passphrase-file FILE, or a prompt on a terminal
+
+    Lose the passphrase (or key file) and the content is lost: there is no recovery.
+    'chatkeep key destroy' makes it unreadable on purpose (crypto-shredding).
+    """
+
+
+@key.command("init")
+@click.option(
+    "--key-file",
+    "new_key_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Create this key file (32 random bytes; keep it safe, outside the vault) "
+    "instead of using a passphrase.",
+)
+@json_option
+def key_init(new_key_file: Path | None, as_json: bool) -> None:
+    """Turn encryption on for the user (before they store any content).
+
+    Without --key-file the passphrase is asked twice (or read from
+    $CHATKEEP_PASSPHRASE / --passphrase-file).
+    """
+    state = _state()
+    user_id = state.user
+    if new_key_file is not None:
+        secret = _create_key_file(state.vault, new_key_file)
+        try:
+            status = state.vault.keys.init(user_id, secret)
+        except BaseException:
+            fsutil.remove_file(new_key_file)  # a key file of no key would only mislead
+            raise
+    else:
+        status = state.vault.keys.init(user_id, _new_passphrase(state, PASSPHRASE_ENV))
+    _show_key(status, as_json, f"encryption is on for user {user_id}")
+
+
+@key.command("change")
+@click.option(
+    "--to-key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Create this key file and open the key with it from now on.",
+)
+@json_option
+def key_change(to_key_file: Path | None, as_json: bool) -> None:
+    """Open the key with a new passphrase or key file (content is not re-encrypted).
+
+    The current secret comes as for any command; the new passphrase from
+    $CHATKEEP_NEW_PASSPHRASE, else it is asked twice. The old one stops working.
+    """
+    state = _state()
+    user_id = state.user
+    old = state.secret_for(state.vault.keys.live_key(user_id))
+    if old is None:
+        raise Locked(
+            f"the current passphrase or key file of user {user_id} is needed",
+            hint="pass --key-file, set CHATKEEP_PASSPHRASE or use --passphrase-file",
+        )
+    if to_key_file is None:
+        new = _new_passphrase(state, NEW_PASSPHRASE_ENV, prompt="New passphrase")
+        status = state.vault.keys.change(user_id, old, new)
+    else:
+        created = _create_key_file(state.vault, to_key_file)
+        try:
+            status = state.vault.keys.change(user_id, old, created)
+        except BaseException:
+            fsutil.remove_file(to_key_file)  # it opens nothing: the key was not changed
+            raise
+    _show_key(status, as_json, f"the key of user {user_id} now opens with the new secret")
+
+
+@key.command("destroy")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+def key_destroy(yes: bool, as_json: bool) -> None:
+    """Destroy the user's key: their encrypted content becomes unreadable for good.
+
+    The wrapped key is removed and the vault compacted, so no copy of it stays in the
+    vault's files. Backups and exports made earlier still hold it.
+    """
+    state = _state()
+    user_id = state.user
+    if not yes and not as_json:
+        click.confirm(
+            f"Destroy the key of user {user_id}? Everything encrypted under it becomes "
+            "unreadable, for good",
+            abort=True,
+        )
+    status = state.vault.destroy_key(user_id)
+    _show_key(status, as_json, f"destroyed the key of user {user_id}")
+
+
+@key.command("status")
+@json_option
+def key_status(as_json: bool) -> None:
+    """Whether the user's content is encrypted, and how the key opens."""
+    state = _state()
+    status = state.vault.key_status(state.user)
+    if not status.encrypted:
+        _show_key(status, as_json, f"user {status.user_id}: not encrypted")
+        return
+    when = shapes.time_text(status.destroyed_at or status.changed_at)
+    how = "destroyed" if status.method == "destroyed" else f"opens with a {status.method}"
+    _show_key(
+        status, as_json, f"user {status.user_id}: encrypted, key {status.key_id} {how} ({when})"
+    )
+
+
+def _show_key(status: KeyStatus, as_json: bool, text: str) -> None:
+    if as_json:
+        emit_json(shapes.key_status(status))
+    else:
+        say(text)
+
+
+def _new_passphrase(state: State, env_name: str, prompt: str = "Passphrase") -> Passphrase:
+    if os.environ.get(env_name):
+        return Passphrase(os.environ[env_name])
+    if env_name == PASSPHRASE_ENV and state.passphrase_file is not None:
+        return Passphrase(_read_passphrase_file(Path(state.passphrase_file)))
+    if not sys.stdin.isatty():
+        raise InvalidInput(
+            "a new passphrase is needed and there is no terminal to ask on",
+            hint=f"set {env_name}, or run on a terminal",
+        )
+    text = click.prompt(prompt, hide_input=True, confirmation_prompt=True, err=True)
+    return Passphrase(text)
+
+
+def _read_passphrase_file(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read the passphrase file {path}: {exc}") from exc
+    return text.rstrip("\r\n")  # the line end an editor adds is not part of it
+
+
+def _create_key_file(vault: Vault, path: Path) -> KeyFile:
+    """A new key file at ``path`` (never over an existing file, never in the vault)."""
+    target = path.resolve()
+    root = vault.root.resolve()
+    if target == root or root in target.parents:
+        raise InvalidInput(
+            f"{path} is inside the vault: a key file beside the data protects nothing",
+            hint="keep it elsewhere (a password manager, a USB key)",
+        )
+    if target.exists():
+        raise InvalidInput(f"{path} exists already; a key file is never overwritten")
+    secret = crypto.new_key_file_secret()
+    fsutil.atomic_write(target, secret, mode=0o600)
+    return KeyFile(secret)
 
 
 @user.command("rm")
@@ -1109,8 +1333,15 @@ _lifecycle("untrash", "restore_conversation", "Restore conversations from the tr
 @cli.command("restore")
 @click.argument("targets", nargs=-1, required=True, metavar="BACKUP | CONVERSATION...")
 @click.option("--url", help="Restore a backup into PostgreSQL at this URL (default: SQLite).")
+@click.option(
+    "--backend",
+    type=click.Choice(["sqlite", "files"]),
+    help="Without --url: restore into SQLite (default) or plain files.",
+)
 @json_option
-def restore_command(targets: Sequence[str], url: str | None, as_json: bool) -> None:
+def restore_command(
+    targets: Sequence[str], url: str | None, backend: str | None, as_json: bool
+) -> None:
     """Restore a backup folder into a new, empty vault, or conversations from the trash.
 
     With a backup folder (from 'chatkeep backup'), the vault chosen by --home / --env is
@@ -1119,7 +1350,7 @@ def restore_command(targets: Sequence[str], url: str | None, as_json: bool) -> N
     they come back from the trash (as 'chatkeep untrash').
     """
     if len(targets) == 1 and (Path(targets[0]) / "manifest.json").is_file():
-        _restore_backup(targets[0], url, as_json)
+        _restore_backup(targets[0], url, None if url else backend, as_json)
         return
     state = _state()
     _for_each(
@@ -1131,13 +1362,18 @@ def restore_command(targets: Sequence[str], url: str | None, as_json: bool) -> N
     )
 
 
-def _restore_backup(backup: str, url: str | None, as_json: bool) -> None:
+def _restore_backup(backup: str, url: str | None, backend: str | None, as_json: bool) -> None:
     from chatkeep.backup import restore_vault
 
     state = _state()
     with _progress(as_json, "restoring") as advance:
         report = restore_vault(
-            backup, state.home, env=state.env, url=url, progress=lambda _t, n: advance(n)
+            backup,
+            state.home,
+            env=state.env,
+            url=url,
+            backend=backend,
+            progress=lambda _t, n: advance(n),
         )
     if as_json:
         emit_json(

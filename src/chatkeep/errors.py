@@ -13,6 +13,9 @@ The tree::
     ├── Conflict                       conflict            5   409
     ├── Unauthorized                   unauthorized       10   401
     ├── UpstreamError                  upstream_failed    11   502
+    ├── Locked                         locked             12   423
+    │   ├── WrongKey                   wrong_key          12   403
+    │   └── KeyDestroyed               key_destroyed      12   410
     ├── VaultError                     vault_error         8   500
     │   ├── VaultNotInitialised        vault_missing       8   500
     │   ├── VaultTooNew                vault_too_new       8   500
@@ -38,7 +41,9 @@ __all__ = [
     "ImportFormatError",
     "InvalidId",
     "InvalidInput",
+    "KeyDestroyed",
     "LimitExceeded",
+    "Locked",
     "MigrationError",
     "NotFound",
     "StorageError",
@@ -51,6 +56,7 @@ __all__ = [
     "VaultError",
     "VaultNotInitialised",
     "VaultTooNew",
+    "WrongKey",
 ]
 
 
@@ -147,6 +153,29 @@ class UpstreamError(ChatkeepError):
     code = "upstream_failed"
     exit_code = 11
     http_status = 502
+
+
+class Locked(ChatkeepError):
+    """The user's content is encrypted and no key of theirs is unlocked in this process."""
+
+    code = "locked"
+    exit_code = 12
+    http_status = 423
+
+
+class WrongKey(Locked):
+    """The passphrase or key file does not open the user's key, or content was sealed
+    under a key that is not the user's current one."""
+
+    code = "wrong_key"
+    http_status = 403
+
+
+class KeyDestroyed(Locked):
+    """The user's key was destroyed (crypto-shredded): what it sealed is gone for good."""
+
+    code = "key_destroyed"
+    http_status = 410
 
 
 class VaultError(ChatkeepError):

@@ -310,6 +310,8 @@ class _Plan:
             return True
         if table == "users":
             return row["id"] in self.owners
+        if table == "user_keys":  # sealed content is readable only with its wrapped key
+            return row["user_id"] in self.owners
         if table == "runtimes":
             return (row["user_id"], row["id"]) in self.runtimes
         if table == "conversations":

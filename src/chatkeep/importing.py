@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from chatkeep import fsutil, importers
+from chatkeep.encryption import refuse_import_if_encrypted
 from chatkeep.exporting import import_chatkeep_export, is_chatkeep_export
 from chatkeep.ids import check_name, new_id
 from chatkeep.importers.source import ExportSource
@@ -59,6 +60,9 @@ def import_export(
     if platform is None and is_chatkeep_export(export):  # chatkeep's own: the user's rows only
         report = import_chatkeep_export(vault, export, user_id=user_id, dry_run=dry_run)
         return ImportResult(record=report.as_record(), dry_run=dry_run)
+    # A chatkeep export carries sealed rows as they are; a platform export would be kept
+    # and indexed in clear: refused for an encrypted user, before anything is written.
+    refuse_import_if_encrypted(vault.store, user_id)
     with ExportSource.open(export) as source:
         importer = importers.choose(source, platform)
         sha256, size = _fingerprint(export)

@@ -299,3 +299,31 @@ class Problem:
     message: str
     severity: Literal["error", "warning"] = "error"
     subject: str | None = None
+
+
+KeyMethod = Literal["passphrase", "key_file", "destroyed"]
+
+
+@dataclass(frozen=True, slots=True)
+class UserKey:
+    """A user's encryption key as stored: the data key wrapped by a passphrase-derived
+    key (``kdf`` holds scrypt's parameters, ``salt`` its salt) or by a key file.
+
+    Once destroyed, only the tombstone remains (``method`` ``destroyed``, no wrapped
+    key), so that content sealed under ``key_id`` is reported as destroyed, not as
+    plain text or as damage.
+    """
+
+    user_id: str
+    key_id: str
+    method: KeyMethod
+    kdf: dict[str, Any]
+    salt: bytes | None
+    wrapped_key: bytes | None
+    created_at: datetime
+    changed_at: datetime
+    destroyed_at: datetime | None = None
+
+    @property
+    def destroyed(self) -> bool:
+        return self.method == "destroyed"

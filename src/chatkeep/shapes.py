@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from chatkeep.encryption import KeyStatus
 from chatkeep.model import (
     ApiToken,
     Attachment,
@@ -246,4 +247,18 @@ def draft(value: Draft) -> dict[str, Any]:
         "conversation_id": value.conversation_id,
         "text": value.text,
         "updated_at": time_text(value.updated_at),
+    }
+
+
+def key_status(value: KeyStatus) -> dict[str, Any]:
+    """Whether a user's content is encrypted, and whether this process has it unlocked."""
+    return {
+        "user": value.user_id,
+        "encrypted": value.encrypted,
+        "method": value.method,
+        "key_id": value.key_id,
+        "unlocked": value.unlocked,
+        "created_at": time_text(value.created_at),
+        "changed_at": time_text(value.changed_at),
+        "destroyed_at": time_text(value.destroyed_at),
     }

@@ -34,6 +34,7 @@ from chatkeep.model import (
     Snapshot,
     UsageTotal,
     User,
+    UserKey,
 )
 from chatkeep.search import SearchFilters, SearchPage
 
@@ -392,6 +393,27 @@ class Store(Protocol):
     def purge(
         self, user_id: str, *, snapshots: Sequence[str], usage_events: Sequence[str]
     ) -> tuple[int, int]: ...
+
+    # -- encryption keys (wrapped only; chatkeep.encryption uses them) ----------------
+    def get_user_key(self, user_id: str) -> UserKey | None:
+        """The user's key record, a destroyed key's tombstone included; None if the
+        user never had one. :class:`NotFound` for an unknown user."""
+        ...
+
+    def add_user_key(self, user_id: str, key: UserKey) -> None:
+        """Keep the user's key (in place of a tombstone, if any); :class:`Conflict`
+        while the user has a live key."""
+        ...
+
+    def rewrap_user_key(self, user_id: str, key: UserKey) -> None:
+        """Replace the wrapping of the live key ``key.key_id``; :class:`NotFound` if the
+        user's live key is another one, or none."""
+        ...
+
+    def destroy_user_key(self, user_id: str) -> UserKey:
+        """Remove the wrapped key and salt for good, keeping a tombstone (method
+        ``destroyed``); returns it. :class:`NotFound` if the user has no key."""
+        ...
 
     # -- deleting an account --------------------------------------------------------
     def delete_user(self, user_id: str) -> dict[str, int]:

@@ -9,6 +9,8 @@ from types import TracebackType
 
 from chatkeep import fsutil, location
 from chatkeep.backends import BACKENDS, open_files_store, open_postgres_store, open_sqlite_store
+from chatkeep.crypto import ScryptParams
+from chatkeep.encryption import EncryptedStore, KeyManager, KeyStatus, Secret, secret_of
 from chatkeep.errors import InvalidInput, VaultError
 from chatkeep.limits import STALE_TEMP_SECONDS
 from chatkeep.model import Problem
@@ -37,7 +39,59 @@ class Vault:
     def __init__(self, root: Path, store: Store) -> None:
         self.root = root
         self.paths = location.VaultPaths(root)
-        self.store = store
+        #: Users' keys; unlocked data keys live here, in this process's memory only.
+        self.keys = KeyManager(store)
+        # Every caller goes through the encryption layer: an encrypted user's content is
+        # sealed before the backend sees it, whichever backend it is.
+        self.store: Store = EncryptedStore(store, self.keys, vault_root=root)
+
+    # -- encryption at rest (see chatkeep.encryption and docs/guide.md) ---------------
+    def init_key(
+        self,
+        user_id: str,
+        *,
+        passphrase: str | None = None,
+        key_file: str | os.PathLike[str] | None = None,
+        key: bytes | None = None,
+        kdf: ScryptParams | None = None,
+    ) -> KeyStatus:
+        """Turn encryption on for ``user_id``: a new data key, wrapped by a passphrase
+        (scrypt, ``kdf`` or the default cost) or a key file's 32 bytes (``key_file`` to
+        read, or ``key``). Refused while the user holds content in clear."""
+        secret = _secret(passphrase, key_file, key)
+        return self.keys.init(user_id, secret, kdf=kdf)
+
+    def unlock(
+        self,
+        user_id: str,
+        *,
+        passphrase: str | None = None,
+        key_file: str | os.PathLike[str] | None = None,
+        key: bytes | None = None,
+    ) -> KeyStatus:
+        """Open the user's key and keep it in this process's memory (never on disk)."""
+        return self.keys.unlock(user_id, _secret(passphrase, key_file, key))
+
+    def lock(self, user_id: str) -> None:
+        """Forget the user's unlocked key in this process."""
+        self.keys.lock(user_id)
+
+    def change_key(
+        self, user_id: str, old: Secret, new: Secret, *, kdf: ScryptParams | None = None
+    ) -> KeyStatus:
+        """Wrap the user's key under a new secret (see :func:`chatkeep.encryption.secret_of`)."""
+        return self.keys.change(user_id, old, new, kdf=kdf)
+
+    def destroy_key(self, user_id: str, *, compact: bool = True) -> KeyStatus:
+        """Crypto-shred the user's content: their key is destroyed, then (by default)
+        the store compacted so no old copy of the wrapped key stays in its files."""
+        status = self.keys.destroy(user_id)
+        if compact:
+            self.store.compact()
+        return status
+
+    def key_status(self, user_id: str) -> KeyStatus:
+        return self.keys.status(user_id)
 
     def repair(self) -> RepairReport:
         """Clear what a killed writer can leave behind: unfinished temp files (older
@@ -74,6 +128,13 @@ class Vault:
 
     def __repr__(self) -> str:
         return f"<chatkeep.Vault {str(self.root)!r}>"
+
+
+def _secret(
+    passphrase: str | None, key_file: str | os.PathLike[str] | None, key: bytes | None
+) -> Secret:
+    path = None if key_file is None else os.fspath(key_file)
+    return secret_of(passphrase=passphrase, key_file=path, key=key)
 
 
 def open_vault(

@@ -217,6 +217,22 @@ drafts = Table(
     Column("updated_at", String, nullable=False),
 )
 
+# A user's encryption key, wrapped (see chatkeep.crypto); the data key itself is never
+# stored. Text columns (base64, JSON) so that exports and dumps carry it as it is.
+user_keys = Table(
+    "user_keys",
+    metadata,
+    Column("user_id", String, primary_key=True),
+    Column("key_id", String, nullable=False),
+    Column("method", String, nullable=False),
+    Column("kdf", Text, nullable=False),
+    Column("salt", Text),
+    Column("wrapped_key", Text),
+    Column("created_at", String, nullable=False),
+    Column("changed_at", String, nullable=False),
+    Column("destroyed_at", String),
+)
+
 #: Every table holding vault data, in an order that satisfies their references: what
 #: ``chatkeep migrate`` copies, and the order of a canonical dump.
 DATA_TABLES = (
@@ -235,4 +251,5 @@ DATA_TABLES = (
     usage_events,
     recording_events,
     drafts,
+    user_keys,
 )

@@ -1,9 +1,10 @@
-"""Snapshots, usage events, recordings and drafts on the SQL backends, and what
-retention removes. A mixin of :class:`~chatkeep.backends.sql.SqlStore`: every method
-takes the user it acts for, and another user's ids behave as missing ones."""
+"""Snapshots, usage events, recordings, drafts and wrapped encryption keys on the SQL
+backends, and what retention removes. A mixin of :class:`~chatkeep.backends.sql.SqlStore`:
+every method takes the user it acts for, and another user's ids behave as missing ones."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -13,9 +14,9 @@ from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from chatkeep import limits
 from chatkeep.backends import schema as t
-from chatkeep.errors import InvalidInput, NotFound
+from chatkeep.errors import Conflict, InvalidInput, NotFound
 from chatkeep.ids import check_id, check_name, new_id
-from chatkeep.model import Draft, RecordedEvent, Snapshot, UsageTotal
+from chatkeep.model import Draft, RecordedEvent, Snapshot, UsageTotal, UserKey
 from chatkeep.timeutil import from_text, to_text, utcnow
 from chatkeep.validate import check_moment, check_short_text, decode_json, encode_json
 
@@ -304,6 +305,76 @@ class LifecycleTables:
             conversation_id=conversation_id, text=row.text, updated_at=from_text(row.updated_at)
         )
 
+    # -- encryption keys (only ever wrapped; see chatkeep.crypto) ---------------------
+    def get_user_key(self: _Host, user_id: str) -> UserKey | None:
+        """The user's key record (a destroyed key's tombstone included), or None."""
+        check_name("user", user_id)
+        k, u = t.user_keys, t.users
+        # One query, user and key together: appends of every user ask this first.
+        query = (
+            select(u.c.id.label("known"), k)
+            .select_from(u.outerjoin(k, k.c.user_id == u.c.id))
+            .where(u.c.id == user_id)
+        )
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise NotFound(f"no user {user_id!r}", hint="create it with 'chatkeep user add NAME'")
+        return None if row.key_id is None else _user_key(row)
+
+    def add_user_key(self: _Host, user_id: str, key: UserKey) -> None:
+        """Keep the user's first key, or a new one in place of a destroyed key's
+        tombstone; :class:`Conflict` while a live key exists."""
+        k = t.user_keys
+        with self._write() as conn:
+            self._require_user(conn, user_id)
+            method = conn.execute(select(k.c.method).where(k.c.user_id == user_id)).scalar()
+            if method is not None and method != "destroyed":
+                raise Conflict(
+                    f"user {user_id} already has an encryption key",
+                    hint="change how it is opened with 'chatkeep key change'",
+                )
+            conn.execute(delete(k).where(k.c.user_id == user_id))
+            conn.execute(insert(k).values(user_id=user_id, **_key_values(key)))
+
+    def rewrap_user_key(self: _Host, user_id: str, key: UserKey) -> None:
+        """Replace how the user's live key ``key.key_id`` is wrapped (a new passphrase or
+        key file); the data key, and so every ciphertext, stays as it is."""
+        k = t.user_keys
+        with self._write() as conn:
+            self._require_user(conn, user_id)
+            done = conn.execute(
+                update(k)
+                .where(k.c.user_id == user_id, k.c.key_id == key.key_id, k.c.method != "destroyed")
+                .values(**_key_values(key))
+            )
+            if not done.rowcount:
+                raise NotFound(f"user {user_id} has no live key {key.key_id}")
+
+    def destroy_user_key(self: _Host, user_id: str) -> UserKey:
+        """Crypto-shred: drop the wrapped key and salt, keeping a tombstone; returns it.
+        Destroying a destroyed key changes nothing."""
+        k = t.user_keys
+        now = to_text(utcnow())
+        with self._write() as conn:
+            self._require_user(conn, user_id)
+            conn.execute(
+                update(k)
+                .where(k.c.user_id == user_id, k.c.method != "destroyed")
+                .values(
+                    method="destroyed",
+                    kdf="{}",
+                    salt=None,
+                    wrapped_key=None,
+                    changed_at=now,
+                    destroyed_at=now,
+                )
+            )
+            row = conn.execute(select(k).where(k.c.user_id == user_id)).first()
+        if row is None:
+            raise NotFound(f"user {user_id} has no encryption key")
+        return _user_key(row)
+
     # -- retention -------------------------------------------------------------------
     def expired(
         self: _Host,
@@ -360,6 +431,35 @@ class LifecycleTables:
                     delete(u).where(u.c.user_id == user_id, u.c.id.in_(chunk))
                 ).rowcount
         return removed_snapshots, removed_events
+
+
+def _key_values(key: UserKey) -> dict[str, Any]:
+    return {
+        "key_id": key.key_id,
+        "method": key.method,
+        "kdf": encode_json("key derivation", key.kdf),
+        "salt": None if key.salt is None else base64.b64encode(key.salt).decode("ascii"),
+        "wrapped_key": (
+            None if key.wrapped_key is None else base64.b64encode(key.wrapped_key).decode("ascii")
+        ),
+        "created_at": to_text(key.created_at),
+        "changed_at": to_text(key.changed_at),
+        "destroyed_at": None if key.destroyed_at is None else to_text(key.destroyed_at),
+    }
+
+
+def _user_key(row: Any) -> UserKey:
+    return UserKey(
+        user_id=row.user_id,
+        key_id=row.key_id,
+        method=row.method,
+        kdf=decode_json(row.kdf),
+        salt=None if row.salt is None else base64.b64decode(row.salt),
+        wrapped_key=None if row.wrapped_key is None else base64.b64decode(row.wrapped_key),
+        created_at=from_text(row.created_at),
+        changed_at=from_text(row.changed_at),
+        destroyed_at=None if row.destroyed_at is None else from_text(row.destroyed_at),
+    )
 
 
 def _snapshot(row: Any) -> Snapshot:

@@ -364,6 +364,24 @@ _M0008 = [
 ]
 
 
+# Encryption at rest: see migrations/sqlite.py m0009 for what each column holds.
+_M0009 = [
+    f"""
+    CREATE TABLE user_keys (
+        user_id {_T} PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        key_id {_T} NOT NULL,
+        method {_T} NOT NULL,
+        kdf TEXT NOT NULL,
+        salt TEXT,
+        wrapped_key TEXT,
+        created_at {_T} NOT NULL,
+        changed_at {_T} NOT NULL,
+        destroyed_at {_T}
+    )
+    """,
+]
+
+
 def _apply(statements: list[str]) -> Callable[[Connection], None]:
     def apply(conn: Connection) -> None:
         for statement in statements:
@@ -381,4 +399,5 @@ MIGRATIONS: list[Migration] = [
     Migration("m0006_vector_versions", _apply(_M0006)),
     Migration("m0007_snapshots_usage_recordings_drafts", _apply(_M0007)),
     Migration("m0008_bounded_search_text", _apply(_M0008)),
+    Migration("m0009_user_keys", _apply(_M0009)),
 ]

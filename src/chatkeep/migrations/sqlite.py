@@ -387,6 +387,30 @@ def m0008_bounded_search_text(_conn: Connection) -> None:
     name is kept in both lists so that a schema version means the same everywhere."""
 
 
+# Encryption at rest (chatkeep.crypto, chatkeep.encryption): one key per user, wrapped.
+# Deleting the user deletes it with them (the cascade runs in delete_user's transaction).
+_M0009 = [
+    """
+    CREATE TABLE user_keys (
+        user_id TEXT PRIMARY KEY NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        key_id TEXT NOT NULL,                -- hex id of the data key, in every envelope
+        method TEXT NOT NULL,                -- passphrase | key_file | destroyed
+        kdf TEXT NOT NULL,                   -- JSON: scrypt's n, r, p ({} for a key file)
+        salt TEXT,                           -- base64 scrypt salt (passphrase only)
+        wrapped_key TEXT,                    -- base64 AES-GCM of the data key; NULL once destroyed
+        created_at TEXT NOT NULL,
+        changed_at TEXT NOT NULL,            -- last re-wrap (a new passphrase or key file)
+        destroyed_at TEXT                    -- when it was crypto-shredded
+    )
+    """,
+]
+
+
+def m0009_user_keys(conn: Connection) -> None:
+    for statement in _M0009:
+        conn.exec_driver_sql(statement)
+
+
 MIGRATIONS: list[Migration] = [
     Migration("m0001_initial", m0001_initial),
     Migration("m0002_imports", m0002_imports),
@@ -396,4 +420,5 @@ MIGRATIONS: list[Migration] = [
     Migration("m0006_vector_versions", m0006_vector_versions),
     Migration("m0007_snapshots_usage_recordings_drafts", m0007_snapshots_usage_recordings_drafts),
     Migration("m0008_bounded_search_text", m0008_bounded_search_text),
+    Migration("m0009_user_keys", m0009_user_keys),
 ]

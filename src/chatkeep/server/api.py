@@ -116,6 +116,13 @@ class TokenIn(BaseModel):
     name: str = "api"
 
 
+class UnlockIn(BaseModel):
+    """The caller's passphrase, or the 32 bytes of their key file in base64."""
+
+    passphrase: str | None = None
+    key_file_base64: str | None = None
+
+
 class SessionIn(BaseModel):
     token: str | None = None
     login_code: str | None = None
@@ -173,6 +180,35 @@ def create_token(body: TokenIn, who: Who, request: Request) -> dict[str, Any]:
 @router.delete("/tokens/{token_id}", tags=["tokens"])
 def revoke_token(token_id: str, who: Who, request: Request) -> dict[str, Any]:
     return shapes.token(_store(request).revoke_token(who.user_id, token_id))
+
+
+# -- encryption at rest ----------------------------------------------------------------
+@router.get("/key", tags=["encryption"])
+def key_status(who: Who, request: Request) -> dict[str, Any]:
+    """Whether the caller's content is encrypted, and unlocked in this server process."""
+    return shapes.key_status(vault_of(request).key_status(who.user_id))
+
+
+@router.post("/key/unlock", tags=["encryption"])
+def unlock_key(body: UnlockIn, who: Who, request: Request) -> dict[str, Any]:
+    """Open the caller's key and hold it in this server process's memory (never on
+    disk) until ``/key/lock`` or a restart; every server process needs its own unlock."""
+    key = None
+    if body.key_file_base64 is not None:
+        try:
+            key = base64.b64decode(body.key_file_base64, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidInput("key_file_base64 is not valid base64") from None
+    status = vault_of(request).unlock(who.user_id, passphrase=body.passphrase, key=key)
+    return shapes.key_status(status)
+
+
+@router.post("/key/lock", tags=["encryption"])
+def lock_key(who: Who, request: Request) -> dict[str, Any]:
+    """Forget the caller's unlocked key in this server process."""
+    vault = vault_of(request)
+    vault.lock(who.user_id)
+    return shapes.key_status(vault.key_status(who.user_id))
 
 
 # -- runtimes ------------------------------------------------------------------------
