@@ -147,6 +147,32 @@ def test_json_export_imports_into_an_empty_vault_exactly(
         assert transfer.dump_text(copy.store) == transfer.dump_text(vault.store)
 
 
+def test_an_export_from_before_a_later_table_still_imports(tmp_path: Path) -> None:
+    """An export written before ``user_keys`` existed (m0009) has no such table; it
+    imports all the same, and a table missing from the middle is still refused."""
+    with chatkeep.open(home=tmp_path / "a", create=True, url="") as vault:
+        _fill(vault)
+        out = tmp_path / "export.json"
+        export_vault(vault, out, format="json")
+        expected = transfer.dump_text(vault.store)
+    document = json.loads(out.read_bytes())
+    for name in exporting.LATER_TABLES:
+        document["tables"].pop(name)
+        document["counts"].pop(name)
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps(document))
+    with chatkeep.open(home=tmp_path / "b", create=True, url="") as copy:
+        import_chatkeep_export(copy, older)
+        assert transfer.dump_text(copy.store) == expected
+    document["tables"].pop("pins")
+    document["counts"].pop("pins")
+    older.write_text(json.dumps(document))
+    with chatkeep.open(home=tmp_path / "c", create=True, url="") as copy:
+        with pytest.raises(ImportFormatError, match="pins"):
+            import_chatkeep_export(copy, older)
+        assert transfer.dump_text(copy.store) == ""
+
+
 def test_the_cli_exports_and_imports_with_json_reports(tmp_path: Path) -> None:
     with chatkeep.open(home=tmp_path / "a", create=True) as source:
         _fill(source)

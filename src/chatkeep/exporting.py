@@ -82,6 +82,9 @@ EXPORT_JSON: Final = "export.json"
 MANIFEST: Final = "manifest.json"
 FORMATS: Final = ("json", "markdown", "zip")
 TABLES: Final = tuple(str(table.name) for table in DATA_TABLES)
+#: Tables added after version 1 of the format: an export written before them has none
+#: (and holds nothing they would), so it still imports.
+LATER_TABLES: Final = frozenset({"user_keys"})
 #: Most characters of a conversation title kept in its Markdown file name.
 MAX_SLUG_CHARS: Final = 60
 #: Most UTF-8 bytes of that part of the name (file systems allow 255 for the whole name).
@@ -1250,7 +1253,16 @@ class _Validator:
         elif key == "blobs" and not self.inline:
             raise ImportFormatError("a zip export keeps its blobs as files, not in 'blobs'")
 
+    def _skip_later_tables(self, until: str | None) -> None:
+        while (
+            self.table_index < len(TABLES)
+            and TABLES[self.table_index] != until
+            and TABLES[self.table_index] in LATER_TABLES
+        ):
+            self.table_index += 1
+
     def _start_table(self, name: str) -> None:
+        self._skip_later_tables(name)
         if self.table_index >= len(TABLES) or name != TABLES[self.table_index]:
             expected = TABLES[self.table_index] if self.table_index < len(TABLES) else "no more"
             raise ImportFormatError(f"tables: found {name!r} where {expected!r} belongs")
@@ -1258,6 +1270,7 @@ class _Validator:
         self.rows[name] = 0
 
     def _counts(self, value: Any) -> None:
+        self._skip_later_tables(None)
         if self.table_index < len(TABLES):
             raise ImportFormatError(
                 f"tables: {TABLES[self.table_index]!r} is missing (or 'counts' is early)"
@@ -1586,8 +1599,8 @@ def _table_feed(
         for _ in table_rows:  # whatever the consumer left
             pass
         if name == TABLES[-1]:
-            finish()
-            return
+            break
+    finish()  # also when the export ends before LATER_TABLES
 
 
 def _fingerprint(path: Path) -> tuple[str, int]:
