@@ -382,3 +382,18 @@ def test_threads_of_one_process_share_a_files_vault(tmp_path: Path) -> None:
     shutil.rmtree(root / fl.INDEX_DIR)
     with _open(tmp_path / "h") as vault:
         assert transfer.dump_text(vault.store) == before
+
+
+def test_a_torn_journal_line_was_never_acted_on(tmp_path: Path) -> None:
+    """A crash while the journal's line is written: the files were not touched yet, so
+    the last complete line rules, and the next write starts the journal afresh."""
+    with _open(tmp_path / "h") as vault:
+        home = _fill(vault)
+        before = transfer.dump_text(vault.store)
+        journal = vault.root / "files" / "journal.jsonl"
+    journal.write_bytes(journal.read_bytes() + b'{"rec":{"txn":12345,"appe')
+    with _open(tmp_path / "h") as vault:
+        assert transfer.dump_text(vault.store) == before
+        vault.store.append_message("alice", home, chatkeep.user_message("next"))
+        assert all(fl.parse_line(line) for line in journal.read_bytes().splitlines(True))
+        assert vault.doctor() == []

@@ -9,8 +9,8 @@ the index commits, :class:`FileWriter` turns those rows into file changes
 durable in three steps:
 
 1. *prepare*: every file to replace is written in full to a temp file beside it, and
-   ``files/journal.json`` records, for transaction number N, each file to append to with
-   its size before, each replacement, and each folder to delete;
+   a line of ``files/journal.jsonl`` records, for transaction number N, each file to
+   append to with its size before, each replacement, and each folder to delete;
 2. *apply*: the appends (fsynced), the renames (a link keeps each replaced file's old
    content), the deletions (moved into ``files/trash``);
 3. the index records N and commits. Only then does the call return.
@@ -165,30 +165,39 @@ class _Journal:
             self.appends.append((path, _complete_size(path)))
         for number, path in enumerate(plan.removes):
             self.removes.append((path, self.layout.trash / f"{self.txn}-{number}"))
-        fsutil.ensure_dir(self.layout.state)
-        fsutil.atomic_write(self.layout.journal, self._record())
+        self.record()
 
-    def _record(self) -> bytes:
+    def record(self, *, alone: bool = False) -> None:
+        """Add this transaction's line to the journal (one fsync). ``alone``, or a
+        journal grown past its limit, writes the file anew with this line only."""
+        line = fl.log_line(self._record())
+        journal = self.layout.journal
+        fsutil.ensure_dir(journal.parent)
+        size = journal.stat().st_size if journal.exists() else 0
+        if alone or size > _JOURNAL_LIMIT or (size and _last_line(journal)[1] != size):
+            fsutil.atomic_write(journal, line)
+        else:
+            fsutil.append_durable(journal, line)
+
+    def _record(self) -> dict[str, Any]:
         rel = self.layout.relative
-        return orjson.dumps(
-            {
-                "format": fl.FORMAT,
-                "txn": self.txn,
-                "appends": [[rel(p), size] for p, size in self.appends],
-                "replaces": [[rel(a), rel(b), rel(c) if c else None] for a, b, c in self.replaces],
-                "removes": [[rel(p), rel(g)] for p, g in self.removes],
-            },
-            option=orjson.OPT_INDENT_2,
-        )
+        return {
+            "txn": self.txn,
+            "appends": [[rel(p), size] for p, size in self.appends],
+            "replaces": [[rel(a), rel(b), rel(c) if c else None] for a, b, c in self.replaces],
+            "removes": [[rel(p), rel(g)] for p, g in self.removes],
+        }
 
     @classmethod
     def load(cls, layout: fl.Layout) -> _Journal | None:
-        try:
-            raw = orjson.loads(layout.journal.read_bytes())
-        except FileNotFoundError:
+        """The journal's last complete line (a torn one was never acted on: the files
+        are touched only once their line is on disk)."""
+        line, _end = _last_line(layout.journal)
+        raw = fl.parse_line(line) if line else None
+        if raw is None:
+            if line:
+                raise StorageError(f"the last line of {layout.journal} fails its checksum")
             return None
-        except orjson.JSONDecodeError as exc:
-            raise StorageError(f"{layout.journal} is damaged: {exc}") from exc
         journal = cls(layout, int(raw["txn"]))
         path = layout.absolute
         journal.appends = [(path(p), size) for p, size in raw["appends"]]
@@ -263,6 +272,34 @@ def _unappend(path: Path, size: int | None) -> None:
         fsutil.truncate_durable(path, size)
 
 
+#: Past this size the journal is written anew with its last line only.
+_JOURNAL_LIMIT = 1 << 20
+
+
+def _last_line(path: Path) -> tuple[bytes, int]:
+    """The last complete line of ``path`` and where it ends (``b""`` if there is none),
+    read from the end: a torn tail after it is ignored."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return b"", 0
+    with handle:
+        size = handle.seek(0, 2)
+        window = 1 << 16
+        while True:
+            start = max(0, size - window)
+            handle.seek(start)
+            data = handle.read(size - start)
+            end = data.rfind(b"\n")
+            begin = data.rfind(b"\n", 0, max(end, 0)) + 1
+            if (end < 0 or begin == 0) and start > 0:
+                window *= 4
+                continue
+            if end < 0:
+                return b"", 0
+            return data[begin : end + 1], start + end + 1
+
+
 def _complete_size(path: Path) -> int | None:
     """The size of a log up to its last complete line (None if there is no log). An
     unfinished last line is set aside first: a new line must not be glued to it."""
@@ -319,11 +356,11 @@ def settle(layout: fl.Layout, conn: sqlite3.Connection) -> bool:
     if journal is not None:
         if journal.txn == committed + 1:
             journal.undo()
-            _Journal(layout, committed).prepare(_Plan())
+            _Journal(layout, committed).record(alone=True)
         elif journal.txn == committed:
             journal.clean()
             if journal.removes:  # it names deleted folders: leave no trace of them
-                _Journal(layout, committed).prepare(_Plan())
+                _Journal(layout, committed).record(alone=True)
         else:
             return False
     elif committed != 0:
@@ -375,7 +412,7 @@ class FileWriter:
         except BaseException:
             self._pending = None
             journal.undo()
-            _Journal(self.layout, committed).prepare(_Plan())
+            _Journal(self.layout, committed).record(alone=True)
             raise
         _set_index_txn(conn, txn)
 

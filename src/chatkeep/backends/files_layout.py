@@ -11,7 +11,7 @@ Layout under the vault root (DESIGN.md, "File backend")::
         .../instances/<runtime>/chatty/chat_with_<runtime>.md   derived: its home conversation
     users/shard_NNNN/<user>/imports/<runtime>/...               the same, for imported data
     blobs/<aa>/<sha256>                                         attachments
-    files/journal.json                                          the last write's record
+    files/journal.jsonl                                         the writes' records
     index/chatkeep-index.db                                     the derived SQLite index
 
 Imported conversations live under ``imports/<runtime>/``, named after the account's
@@ -92,7 +92,7 @@ class Layout:
 
     @property
     def journal(self) -> Path:
-        return self.state / "journal.json"
+        return self.state / "journal.jsonl"
 
     @property
     def trash(self) -> Path:
