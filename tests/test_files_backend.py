@@ -397,3 +397,20 @@ def test_a_torn_journal_line_was_never_acted_on(tmp_path: Path) -> None:
         vault.store.append_message("alice", home, chatkeep.user_message("next"))
         assert all(fl.parse_line(line) for line in journal.read_bytes().splitlines(True))
         assert vault.doctor() == []
+
+
+def test_doctor_finds_an_index_that_differs_from_the_files(tmp_path: Path) -> None:
+    import sqlite3
+
+    with _open(tmp_path / "h") as vault:
+        _fill(vault)
+        assert vault.doctor() == []
+        index = sqlite3.connect(vault.root / fl.INDEX_DIR / fl.INDEX_FILE)
+        with index:
+            index.execute("UPDATE settings SET value = '\"light\"'")  # behind the files' back
+        index.close()
+        problems = vault.doctor()
+        assert any(p.subject == "settings" for p in problems), problems
+        vault.store.rebuild_search_index()  # doctor --rebuild: the index from the files
+        assert vault.doctor() == []
+        assert vault.store.get_setting("alice", "ui.theme") == "dark"

@@ -59,7 +59,7 @@ from chatkeep.limits import BUSY_TIMEOUT_SECONDS
 from chatkeep.location import VaultPaths
 from chatkeep.migrations import migrate
 from chatkeep.migrations.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
-from chatkeep.model import Problem
+from chatkeep.model import Problem, canonical_json
 from chatkeep.render import message_markdown
 
 # -- capturing changed rows on the index's connections ----------------------------------
@@ -843,7 +843,7 @@ def _user_ids(layout: fl.Layout) -> list[str]:
 
 
 def _rows_from_files(
-    layout: fl.Layout, report: RebuildReport
+    layout: fl.Layout, report: RebuildReport, *, repair: bool = True
 ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     for user in _user_ids(layout):
         user_dir = layout.user_dir(user)
@@ -856,9 +856,10 @@ def _rows_from_files(
             for meta in sorted(user_dir.glob(f"{area}/*/sessions/*/session_meta.json")):
                 yield "conversations", [_json_row(meta, "conversations")]
                 log = meta.with_name("messages.jsonl")
-                yield "messages", _log_rows(layout, log, "messages", report)
+                yield "messages", _log_rows(layout, log, "messages", report, repair)
         for name in fl.LOGGED_TABLES:
-            yield name, _log_rows(layout, user_dir / "tables" / f"{name}.jsonl", name, report)
+            log = user_dir / "tables" / f"{name}.jsonl"
+            yield name, _log_rows(layout, log, name, report, repair)
 
 
 def _json_row(path: Path, table: str) -> dict[str, Any]:
@@ -872,11 +873,11 @@ def _json_row(path: Path, table: str) -> dict[str, Any]:
 
 
 def _log_rows(
-    layout: fl.Layout, path: Path, table: str, report: RebuildReport
+    layout: fl.Layout, path: Path, table: str, report: RebuildReport, repair: bool = True
 ) -> list[dict[str, Any]]:
     read = fl.read_log(path)
     where = layout.relative(path)
-    if read.torn:
+    if read.torn and repair:
         set_aside(path, read.good_size, read.torn)
         report.set_aside.append(where)
     report.damaged.extend(f"{where}:{n}" for n in read.damaged)
@@ -937,7 +938,55 @@ class FileStore(SqlStore):
     def check(self) -> list[Problem]:
         problems = super().check()
         problems.extend(_file_problems(self.layout))
+        problems.extend(self._index_problems())
         return problems
+
+    def _index_problems(self) -> list[Problem]:
+        """Whether the index holds exactly what the files hold: per table, the number of
+        rows and an order-free sum of their hashes, from both sides."""
+        from_files: dict[str, tuple[int, int]] = {}
+        report = RebuildReport()
+        for table, rows in _rows_from_files(self.layout, report, repair=False):
+            count, total = from_files.get(table, (0, 0))
+            from_files[table] = (count + len(rows), (total + _rows_hash(rows)) % _MODULUS)
+        problems = [
+            Problem("files", f"{where}: the content does not match its sha256")
+            for where in report.mismatched
+        ]
+        for table in fl.TABLES:
+            rows = list(self.dump_table(table))
+            indexed = (len(rows), _rows_hash(rows))
+            if from_files.get(table, (0, 0)) != indexed:
+                problems.append(
+                    Problem(
+                        "files",
+                        f"the index holds {indexed[0]} rows of {table}, the files "
+                        f"{from_files.get(table, (0, 0))[0]} (or other values)",
+                        subject=table,
+                    )
+                )
+        if any(p.subject in fl.TABLES for p in problems):
+            problems.append(
+                Problem(
+                    "files",
+                    "the index does not match the files: 'chatkeep doctor --rebuild' "
+                    "rebuilds it from them",
+                    severity="warning",
+                )
+            )
+        return problems
+
+
+_MODULUS = 1 << 256
+
+
+def _rows_hash(rows: list[dict[str, Any]]) -> int:
+    """A sum of the rows' sha256 (mod 2**256): the same for the same rows in any order."""
+    total = 0
+    for row in rows:
+        plain = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in row.items()}
+        total += int.from_bytes(hashlib.sha256(canonical_json(plain)).digest(), "big")
+    return total % _MODULUS
 
 
 def _all_logs(layout: fl.Layout) -> Iterator[tuple[Path, str]]:
