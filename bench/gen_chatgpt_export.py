@@ -136,7 +136,12 @@ class Builder:
 
     def conversation(self, index: int, messages: int) -> dict[str, Any]:
         mapping: dict[str, dict[str, Any]] = {}
-        root = {"id": f"root-{index}", "message": None, "parent": None, "children": []}
+        root: dict[str, Any] = {
+            "id": f"root-{index}",
+            "message": None,
+            "parent": None,
+            "children": [],
+        }
         mapping[root["id"]] = root
         system = self._node(
             root["id"], "system", {"content_type": "text", "parts": [""]}, weight=0.0

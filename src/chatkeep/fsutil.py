@@ -19,6 +19,7 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 
@@ -180,13 +181,14 @@ def new_spool(directory: Path, name: str) -> tuple[BinaryIO, Path]:
 
 class BackgroundContentWriter:
     """:func:`write_content_addressed` for many files held in memory, the file system's
-    part done on a worker thread.
+    part done on worker threads.
 
     :meth:`put` hashes the bytes at once (the caller needs the digest) and queues the
-    write; creating and flushing a file can take a millisecond on a busy file system, and
-    the caller's own work goes on meanwhile. Files are handed over in batches (waking a
-    thread costs time as well). At most ``max_pending`` bytes wait in memory (one larger
-    item waits alone).
+    write; creating and flushing a file can take milliseconds on a busy file system, and
+    the caller's own work goes on meanwhile. Several threads write, so that their fsyncs
+    wait together (the file system commits them at once) rather than one after another.
+    Files are handed over in batches (waking a thread costs time as well). At most
+    ``max_pending`` bytes wait in memory (one larger item waits alone).
 
     Each file is fsynced before it gets its name; its directory entry is not. So
     :meth:`close` (which waits for every file and raises the first error a write met)
@@ -195,8 +197,9 @@ class BackgroundContentWriter:
     writes are skipped.
     """
 
-    _BATCH_FILES = 64
+    _BATCH_FILES = 16
     _BATCH_BYTES = 1024 * 1024
+    _THREADS = 4
 
     def __init__(self, directory: Path, *, max_bytes: int, max_pending: int) -> None:
         self._directory = directory
@@ -207,7 +210,7 @@ class BackgroundContentWriter:
         self._batch_bytes = 0
         self._changed = threading.Condition()
         self._queue: queue.SimpleQueue[list[tuple[bytes, Path]] | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._error: BaseException | None = None
 
     def put(self, data: bytes) -> tuple[str, int, Path]:
@@ -233,21 +236,24 @@ class BackgroundContentWriter:
     def close(self) -> None:
         """Wait until every queued file is written; raise the first error."""
         self._flush()
-        if self._thread is not None:
+        for _ in self._threads:
             self._queue.put(None)
-            self._thread.join()
-            self._thread = None
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
         if self._error is not None:
             raise self._error
 
     def _flush(self) -> None:
         if not self._batch:
             return
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._work, name="chatkeep-content-writer", daemon=True
-            )
-            self._thread.start()
+        if not self._threads:
+            self._threads = [
+                threading.Thread(target=self._work, name="chatkeep-content-writer", daemon=True)
+                for _ in range(self._THREADS)
+            ]
+            for thread in self._threads:
+                thread.start()
         self._queue.put(self._batch)
         self._batch, self._batch_bytes = [], 0
 
@@ -258,7 +264,8 @@ class BackgroundContentWriter:
                     if self._error is None:
                         self._write(data, final)
                 except BaseException as exc:  # handed to the caller by put() or close()
-                    self._error = exc
+                    with self._changed:
+                        self._error = self._error or exc
                 finally:
                     with self._changed:
                         self._pending -= len(data)
@@ -288,21 +295,44 @@ class BackgroundContentWriter:
             _raise_storage(exc, "an attachment")
 
 
+#: Threads :func:`sync_files` fsyncs on. Each fsync, even of a file with nothing left to
+#: write, waits for a flush of the disk's cache; fsyncs that wait together share one.
+_SYNC_THREADS = 4
+
+
 def sync_files(paths: Iterable[Path]) -> None:
     """fsync files written with ``durable=False``, then their directories, once each."""
-    directories = set()
+    files = list(paths)
     try:
-        for path in paths:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            directories.add(path.parent)
-        for directory in directories:
-            fsync_dir(directory)
+        _fsync_each(files, _fsync_file)
+        _fsync_each(list({path.parent: None for path in files}), fsync_dir)
     except OSError as exc:
         _raise_storage(exc, "attachments")
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_each(paths: list[Path], fsync: Callable[[Path], None]) -> None:
+    """``fsync(path)`` for every path, on up to ``_SYNC_THREADS`` threads; a thread stops
+    at its first error, which is raised once every thread is done."""
+
+    def run(share: list[Path]) -> None:
+        for path in share:
+            fsync(path)
+
+    if len(paths) < 2 * _SYNC_THREADS:
+        run(paths)
+        return
+    shares = [paths[start::_SYNC_THREADS] for start in range(_SYNC_THREADS)]
+    with ThreadPoolExecutor(_SYNC_THREADS, thread_name_prefix="chatkeep-fsync") as pool:
+        for _ in pool.map(run, shares):
+            pass
 
 
 def _chunks(source: bytes | BinaryIO) -> Iterator[bytes]:

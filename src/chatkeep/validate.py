@@ -240,17 +240,31 @@ def check_imported_message(
     The same checks and limits, in the same order, for the fields an import sets (no
     tokens, cost, times or attachments to upload), without building a
     :class:`NewMessage` first. Returns the encoded content, its sha256 and the encoded
-    metadata.
+    metadata. (It runs once per imported message: hence one function, few calls.)
     """
     if role not in ROLES:
         raise InvalidInput(f"unknown role {role!r}", hint=f"use one of: {', '.join(ROLES)}")
     if not parts:
         raise InvalidInput("a message needs at least one content part or attachment")
     _check_part_count(parts)
-    _check_parts(parts, json_checked=True)
-    check_short_text("author", author)
-    check_short_text("model", model)
-    return _encode_message(parts, metadata, json_checked=True)
+    shapes = []
+    for index, part in enumerate(parts):
+        _check_part(index, part, json_checked=True)
+        shapes.append(part.to_dict())
+    if author is not None:
+        check_short_text("author", author)
+    if model is not None:
+        check_short_text("model", model)
+    try:
+        content = canonical_json(shapes)
+        encoded_metadata = _encode_checked_object("metadata", metadata)
+    except orjson.JSONEncodeError as exc:
+        raise InvalidInput(
+            f"the message content cannot be stored: {exc}",
+            hint="text must be valid Unicode (no unpaired surrogates)",
+        ) from None
+    _check_content_size(content)
+    return content.decode("utf-8"), hashlib.sha256(content).hexdigest(), encoded_metadata
 
 
 def _check_part_count(parts: Sequence[Part]) -> None:
@@ -281,12 +295,16 @@ def _encode_message(
             f"the message content cannot be stored: {exc}",
             hint="text must be valid Unicode (no unpaired surrogates)",
         ) from None
+    _check_content_size(content)
+    return content.decode("utf-8"), hashlib.sha256(content).hexdigest(), encoded_metadata
+
+
+def _check_content_size(content: bytes) -> None:
     if len(content) > limits.MAX_MESSAGE_BYTES:
         raise LimitExceeded(
             f"the message is {len(content)} bytes; the limit is {limits.MAX_MESSAGE_BYTES}",
             hint="split it into several messages or store large content as an attachment",
         )
-    return content.decode("utf-8"), hashlib.sha256(content).hexdigest(), encoded_metadata
 
 
 def _encode_checked_object(what: str, value: Any) -> str:

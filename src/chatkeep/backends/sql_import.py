@@ -45,6 +45,25 @@ Progress = Callable[[int, int], None]
 _IN_MEMORY_BLOB_BYTES = 4 * 1024 * 1024
 _LABEL_RE = re.compile(r"[^a-z0-9]+")
 _MESSAGE_COLUMNS = [c.name for c in t.messages.columns if c.name != "pk"]
+#: The fields of a message row as :meth:`ImportWriter._message_rows` makes it.
+_MESSAGE_ROW = (
+    "id",
+    "user_id",
+    "conversation_id",
+    "parent_id",
+    "seq",
+    "role",
+    "author",
+    "content",
+    "content_sha256",
+    "created_at",
+    "model",
+    "tokens",
+    "cost",
+    "metadata",
+    "hidden",
+    "source_id",
+)
 _ATTACHMENT_COLUMNS = [c.name for c in t.attachments.columns]
 _CONVERSATION_COLUMNS = [c.name for c in t.conversations.columns]
 
@@ -98,8 +117,13 @@ class _Statements:
         self.update_conversation_titled = Prepared.of(
             update(c).where(where).values({**merged, "title": bindparam("title")}), dialect
         )
-        self.insert_message = Prepared.of(
-            insert(m).values({name: bindparam(name) for name in _MESSAGE_COLUMNS}), dialect
+        message_insert = insert(m).values({name: bindparam(name) for name in _MESSAGE_COLUMNS})
+        self.insert_message = Prepared.of(message_insert, dialect)
+        # Message rows are tuples (_MESSAGE_ROW): a positional driver (sqlite3) takes them
+        # as they are when its parameters come in that order; otherwise each is a dict.
+        compiled = message_insert.compile(dialect=dialect)
+        self.message_tuples = bool(compiled.positional) and (
+            tuple(compiled.positiontup or ()) == _MESSAGE_ROW
         )
         self.insert_attachment = Prepared.of(
             insert(t.attachments).values({name: bindparam(name) for name in _ATTACHMENT_COLUMNS}),
@@ -157,9 +181,13 @@ class ImportWriter:
         self._now = to_text(utcnow())
         #: Blobs this import stored: removed again if the import fails.
         self.new_blobs: set[str] = set()
-        # Attachment files are created on a worker thread while the import goes on;
+        # Attachment files are created on worker threads while the import goes on;
         # write() waits for them (and fails with them) before it returns.
         self._blob_writer = blobs.background_writer()
+        self._time_text = _TimeText()
+        # Runtimes this import created, with the source ids of the conversations it wrote
+        # under them: no other conversation can be found there, so none is looked up.
+        self._fresh: dict[str, set[str]] = {}
         # Bulk inserts bypass SQLAlchemy's per-row parameter handling: statements written
         # in Core, compiled once, run by the driver's executemany in this transaction.
         self._statements = _Statements(conn.dialect)
@@ -183,6 +211,7 @@ class ImportWriter:
             return found, False
         label = source_runtime or parsed.account_label or "import"
         runtime_id = self._free_runtime_id(parsed.platform, label)
+        self._fresh[runtime_id] = set()
         self._conn.execute(
             insert(r).values(
                 user_id=self._user,
@@ -349,10 +378,20 @@ class ImportWriter:
             cursor.close()
 
     def _insert_many(self, prepared: Prepared, rows: list[dict[str, Any]]) -> None:
-        if rows:
+        self._execute_many(prepared.sql, [prepared.bind(row) for row in rows])
+
+    def _insert_messages(self, rows: list[tuple[Any, ...]]) -> None:
+        """Rows made by :meth:`_message_rows` (fields as ``_MESSAGE_ROW``)."""
+        prepared = self._statements.insert_message
+        if not self._statements.message_tuples:
+            rows = [prepared.bind(dict(zip(_MESSAGE_ROW, row, strict=True))) for row in rows]
+        self._execute_many(prepared.sql, rows)
+
+    def _execute_many(self, sql: str, parameters: list[Any]) -> None:
+        if parameters:
             cursor = self._conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
-                cursor.executemany(prepared.sql, [prepared.bind(row) for row in rows])
+                cursor.executemany(sql, parameters)
             finally:
                 cursor.close()
 
@@ -400,14 +439,19 @@ class ImportWriter:
     ) -> tuple[int, str]:
         conv = prepared.conversation
         title = _title(conv.title)
-        existing = self._existing(runtime_id, conv.source_id)
+        written = self._fresh.get(runtime_id)
+        if written is not None and conv.source_id not in written:
+            existing = None  # in a runtime this import created, and not written yet
+            written.add(conv.source_id)
+        else:
+            existing = self._existing(runtime_id, conv.source_id)
         if existing is None:
             return self._write_new_conversation(
                 prepared, title, platform, runtime_id, import_id, outcome
             )
         new_messages = [m for m in prepared.messages if m.source_id not in existing.messages]
         rows, attachments = self._message_rows(existing, new_messages, outcome)
-        self._insert_many(self._statements.insert_message, rows)
+        self._insert_messages(rows)
         self._insert_many(self._statements.insert_attachment, attachments)
         leaf = existing.messages.get(prepared.active_leaf_source_id or "")
         # A title the user changed since the last import is theirs; otherwise follow the
@@ -505,7 +549,7 @@ class ImportWriter:
                 "metadata": metadata,
             },
         )
-        self._insert_many(self._statements.insert_message, rows)
+        self._insert_messages(rows)
         self._insert_many(self._statements.insert_attachment, attachments)
         outcome.add("conversations_added")
         outcome.add("messages_added", len(rows))
@@ -513,8 +557,8 @@ class ImportWriter:
 
     def _message_rows(
         self, existing: _Existing, messages: Sequence[SourceMessage], outcome: ImportOutcome
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        rows: list[dict[str, Any]] = []
+    ) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]]]:
+        rows: list[tuple[Any, ...]] = []
         attachment_rows: list[dict[str, Any]] = []
         user, conversation_id, known = self._user, existing.id, existing.messages
         for message in messages:
@@ -531,24 +575,24 @@ class ImportWriter:
             )
             created = message.created_at
             rows.append(
-                {
-                    "id": message_id,
-                    "user_id": user,
-                    "conversation_id": conversation_id,
-                    "parent_id": known.get(message.parent_source_id or ""),
-                    "seq": existing.message_count,
-                    "role": role,
-                    "author": author,
-                    "content": content,
-                    "content_sha256": content_sha256,
-                    "created_at": _stored_time(created) if created else None,
-                    "model": model,
-                    "tokens": None,
-                    "cost": None,
-                    "metadata": metadata,
-                    "hidden": int(message.hidden),
-                    "source_id": message.source_id,
-                }
+                (  # as _MESSAGE_ROW
+                    message_id,
+                    user,
+                    conversation_id,
+                    known.get(message.parent_source_id or ""),  # parent_id
+                    existing.message_count,  # seq
+                    role,
+                    author,
+                    content,
+                    content_sha256,
+                    self._time_text(created) if created else None,
+                    model,
+                    None,  # tokens
+                    None,  # cost
+                    metadata,
+                    int(message.hidden),
+                    message.source_id,
+                )
             )
             if stored:
                 attachment_rows += [
@@ -670,13 +714,32 @@ class ImportWriter:
         self.new_blobs.add(sha)
 
 
-def _stored_time(moment: datetime) -> str:
-    """``to_text(moment)``: for the UTC moments importers make, from ``isoformat()``
-    (which is what ``to_text`` formats with) without its conversions."""
-    if moment.tzinfo is UTC:
-        text = moment.isoformat()  # YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00
-        return text[:-6] + ("Z" if moment.microsecond else ".000000Z")
-    return to_text(moment)
+_TWO_DIGITS = tuple(f"{number:02d}" for number in range(100))
+
+
+class _TimeText:
+    """``to_text(moment)``, formatted faster for the UTC moments importers make: the
+    date once per day (by ``to_text`` itself), the time from a table. An import stores
+    one per message."""
+
+    __slots__ = ("_days",)
+
+    def __init__(self) -> None:
+        self._days: dict[int, str] = {}
+
+    def __call__(self, moment: datetime) -> str:
+        if moment.tzinfo is not UTC:
+            return to_text(moment)
+        day = self._days.get(moment.toordinal())
+        if day is None:
+            if len(self._days) >= 4096:
+                self._days.clear()
+            day = self._days[moment.toordinal()] = to_text(moment)[:11]  # YYYY-MM-DDT
+        two = _TWO_DIGITS
+        return (
+            f"{day}{two[moment.hour]}:{two[moment.minute]}:{two[moment.second]}"
+            f".{moment.microsecond:06d}Z"
+        )
 
 
 def _title(title: str) -> str:

@@ -702,7 +702,7 @@ class _Assets:
     def sniffed_mime(self, member: str) -> str | None:
         if member not in self._mime:
             try:
-                head = self._source.head(member, 32)
+                head = self._source.head(member, 32, keep=True)
             except (ChatkeepError, OSError):
                 head = b""
             self._mime[member] = _sniff_mime(head)
@@ -711,6 +711,8 @@ class _Assets:
 
 class _MessageFiles:
     """The files one message refers to, each asset once."""
+
+    __slots__ = ("_assets", "_attachments", "files", "seen", "unsafe")
 
     def __init__(self, assets: _Assets, attachments: dict[str, dict[str, Any]]) -> None:
         self._assets = assets
@@ -1316,7 +1318,11 @@ def _item_part(item: Any, files: _MessageFiles) -> Part | None:
 
 
 def _is_empty(parts: list[Part], files: list[SourceFile]) -> bool:
-    return not files and all(p.kind == "text" and not (p.text or "").strip() for p in parts)
+    if files:
+        return False
+    if len(parts) == 1:  # most messages: without a generator
+        return parts[0].kind == "text" and not (parts[0].text or "").strip()
+    return all(p.kind == "text" and not (p.text or "").strip() for p in parts)
 
 
 def _hidden_reason(
@@ -1350,7 +1356,7 @@ def _hidden_reason(
         if name in _IMAGE_TOOLS and content_type == "text":
             return "tool_status"
     weight = raw.get("weight")
-    if isinstance(weight, int | float) and not isinstance(weight, bool) and weight == 0:
+    if isinstance(weight, (int, float)) and not isinstance(weight, bool) and weight == 0:
         return "weight_zero"
     if _is_empty(parts, files):
         return "empty"

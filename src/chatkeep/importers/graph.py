@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 
 from chatkeep.importers.model import SourceConversation, SourceMessage
 
@@ -65,6 +66,9 @@ def _order(
     label: str,
 ) -> list[SourceMessage]:
     """Parents before children; siblings by time, then by their order in the export."""
+    quick = _order_by_keys(messages, position)
+    if quick is not None:
+        return quick
     children: dict[str | None, list[str]] = {}
     for message in messages.values():
         children.setdefault(message.parent_source_id, []).append(message.source_id)
@@ -93,6 +97,26 @@ def _order(
         children[old_parent].remove(stranded)
         messages[stranded].parent_source_id = None
         heap = [(_key(messages[stranded], position[stranded]), stranded)]
+
+
+def _order_by_keys(
+    messages: dict[str, SourceMessage], position: dict[str, int]
+) -> list[SourceMessage] | None:
+    """What :func:`_order` gives, when every parent sorts before its children (the usual
+    case; never with a cycle): then the heap pops messages in plain key order. ``None``
+    otherwise, and where keys do not compare (a naive time beside an aware one: the heap
+    may never compare those two)."""
+    keys = {i: _key(m, position[i]) for i, m in messages.items()}
+    try:
+        if not all(
+            m.parent_source_id is None or keys[m.parent_source_id] < keys[i]
+            for i, m in messages.items()
+        ):
+            return None
+        ordered = sorted(keys.items(), key=itemgetter(1))
+    except TypeError:
+        return None
+    return [messages[i] for i, _ in ordered]
 
 
 def _active_leaf(

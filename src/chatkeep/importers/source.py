@@ -25,11 +25,17 @@ from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO
 
 from chatkeep import limits
-from chatkeep.errors import ArchiveLimitExceeded, ImportFormatError, UnsafeArchive
+from chatkeep.errors import ArchiveLimitExceeded, ChatkeepError, ImportFormatError, UnsafeArchive
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _UTF8_FLAG = 0x800
 _UNCAPPED = 2**63 - 1
+#: :meth:`ExportSource.head` with ``keep`` reads a member up to this size whole and keeps
+#: it, at most ``_KEEP_TOTAL_BYTES`` of them, for the :meth:`~ExportSource.open_member`
+#: that usually follows (an attachment sniffed, then stored): one read from the archive
+#: instead of two.
+_KEEP_MEMBER_BYTES = 64 * 1024
+_KEEP_TOTAL_BYTES = 8 * 1024 * 1024
 # What zipfile and zlib raise on a corrupt archive while listing it, opening a member or
 # decompressing one (UnicodeDecodeError, a ValueError: a name marked UTF-8 is not).
 _ZIP_ERRORS = (
@@ -128,6 +134,8 @@ class ExportSource:
         self._nested: dict[str, zipfile.ZipFile] = {}
         self._handles: list[IO[bytes]] = []  # outer members nested zips read from
         self._total = 0
+        self._kept: dict[str, bytes] = {}  # see _KEEP_MEMBER_BYTES; oldest first
+        self._kept_bytes = 0
 
     # -- opening -------------------------------------------------------------------
     @classmethod
@@ -250,6 +258,10 @@ class ExportSource:
         member = self._members.get(name)
         if member is None:
             raise ImportFormatError(f"the export has no file {name!r}")
+        kept = self._kept.pop(name, None)
+        if kept is not None:  # read whole by head(), within its declared size
+            self._kept_bytes -= len(kept)
+            return io.BytesIO(kept)
         if member.path is not None:
             raw: BinaryIO = member.path.open("rb")
         else:
@@ -275,10 +287,29 @@ class ExportSource:
         with self.open_member(name) as handle:
             return handle.read()
 
-    def head(self, name: str, count: int = 4096) -> bytes:
-        """The first bytes of a member (for detection)."""
+    def head(self, name: str, count: int = 4096, *, keep: bool = False) -> bytes:
+        """The first bytes of a member (for detection). With ``keep``, a small member is
+        read whole and kept for the next :meth:`open_member` of it."""
+        member = self._members.get(name)
+        if keep and member is not None and member.size <= _KEEP_MEMBER_BYTES:
+            try:
+                with self.open_member(name) as handle:
+                    data = handle.read()
+            except (ChatkeepError, OSError):
+                pass  # as without keep: the head alone, and the error for the full read
+            else:
+                self._keep(name, data)
+                return data[:count]
         with self.open_member(name) as handle:
             return handle.read(count)
+
+    def _keep(self, name: str, data: bytes) -> None:
+        self._kept_bytes -= len(self._kept.pop(name, b""))
+        while self._kept and self._kept_bytes + len(data) > _KEEP_TOTAL_BYTES:
+            oldest = next(iter(self._kept))
+            self._kept_bytes -= len(self._kept.pop(oldest))
+        self._kept[name] = data
+        self._kept_bytes += len(data)
 
     def close(self) -> None:
         for inner in self._nested.values():
