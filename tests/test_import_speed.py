@@ -4,6 +4,7 @@ files are durable before anything refers to them."""
 from __future__ import annotations
 
 import copy
+import io
 import os
 import threading
 from datetime import UTC, datetime, timedelta, timezone
@@ -189,3 +190,29 @@ def test_one_export_naming_a_conversation_twice_merges_it_in_a_new_runtime(
     assert record.counts["conversations_added"] == 1
     assert record.counts["conversations_updated"] == 1
     assert record.counts["messages_added"] == 3
+
+
+def test_a_streamed_attachment_is_fsynced_before_its_name_even_when_not_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``durable=False`` only defers the directory's fsync: a final name that exists is
+    taken as stored, so it must never point at bytes a power loss could cut."""
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc to name an fsynced descriptor's file")
+    synced: set[str] = set()
+    renamed: list[tuple[str, bool]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def spy_fsync(fd: int) -> None:
+        synced.add(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    def spy_replace(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+        renamed.append((os.fspath(target), os.fspath(source) in synced))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", spy_fsync)
+    monkeypatch.setattr(os, "replace", spy_replace)
+    big = io.BytesIO(b"x" * (5 * 1024 * 1024))
+    fsutil.write_content_addressed(tmp_path / "blobs", big, max_bytes=1 << 30, durable=False)
+    assert len(renamed) == 1 and renamed[0][1], renamed

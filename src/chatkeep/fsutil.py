@@ -122,8 +122,11 @@ def write_content_addressed(
 
     The bytes are hashed while they are written, so a large file is read once and never
     held in memory. If a blob with the same hash exists already, the new copy is dropped.
-    With ``durable=False`` the caller promises to call :func:`sync_files` on the path
-    before it acknowledges anything that refers to it (many files, one flush).
+    The file is fsynced before it gets its final name, always: a name that exists is
+    taken as "already stored", so it must never point at bytes a power loss could cut.
+    With ``durable=False`` the directory entry is not fsynced, and the caller promises
+    to call :func:`sync_files` on the path before it acknowledges anything that refers
+    to it (many files, one flush of their directories).
     """
     ensure_dir(directory)
     digest = hashlib.sha256()
@@ -138,8 +141,7 @@ def write_content_addressed(
                 digest.update(chunk)
                 handle.write(chunk)
             handle.flush()
-            if durable:
-                os.fsync(handle.fileno())
+            os.fsync(handle.fileno())
         sha = digest.hexdigest()
         final = directory / sha[:2] / sha
         if final.exists():
