@@ -53,7 +53,7 @@ class BlobStore:
 
     def sync(self, digests: Iterable[str]) -> None:
         """Make blobs stored with ``durable=False`` durable, in one pass."""
-        fsutil.sync_files(self.path_for(sha) for sha in sorted(set(digests)))
+        fsutil.sync_names(self.path_for(sha) for sha in sorted(set(digests)))
 
     def exists(self, sha256: str) -> bool:
         return self.path_for(sha256).is_file()

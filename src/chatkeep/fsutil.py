@@ -312,6 +312,17 @@ def sync_files(paths: Iterable[Path]) -> None:
         _raise_storage(exc, "attachments")
 
 
+def sync_names(paths: Iterable[Path]) -> None:
+    """Make the names of content-addressed files durable: fsync their directories, once
+    each. Enough for files from :func:`write_content_addressed` and
+    :class:`BackgroundContentWriter`, which fsync every file before it gets its name
+    (an error of that fsync was raised then, and is never retried)."""
+    try:
+        _fsync_each(list({path.parent: None for path in paths}), fsync_dir)
+    except OSError as exc:
+        _raise_storage(exc, "attachments")
+
+
 def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
