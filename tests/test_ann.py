@@ -1,4 +1,4 @@
-"""The IVF index (chatkeep.ann) on small data, and semantic search reading it.
+"""The IVF index (chatkeep.ann, FAISS) on small data, and semantic search reading it.
 
 Speed and recall at a million rows are measured by ``bench/ann_recall.py``, never here.
 """
@@ -36,26 +36,28 @@ def exact(data: np.ndarray, query: np.ndarray, k: int) -> list[int]:
 
 
 def found(index: ann.IVFIndex, query: np.ndarray, k: int, nprobe: int) -> list[int]:
-    slots, _ = index.search(query, k, nprobe)
-    return index.rows[slots].tolist()
+    rows, _ = index.search(query, k, nprobe)
+    return rows.tolist()
 
 
 def test_probing_every_list_is_exact() -> None:
     data = clustered(3_000)
     index = ann.IVFIndex.build(data, seed=1)
-    assert len(index) == 3_000 and index.quantizer.nlist > 100
-    assert sorted(index.rows.tolist()) == list(range(3_000))  # a permutation of the rows
-    np.testing.assert_array_equal(index.vectors, data[index.rows])
+    assert len(index) == 3_000 and index.nlist == ann.default_nlist(3_000)
     for query in clustered(20, seed=5):
-        slots, scores = index.search(query, 10, nprobe=index.quantizer.nlist)
-        assert index.rows[slots].tolist() == exact(data, query, 10)
-        np.testing.assert_allclose(scores, data[index.rows[slots]] @ query, rtol=1e-5)
+        rows, scores = index.search(query, 10, nprobe=index.nlist)
+        assert rows.tolist() == exact(data, query, 10)
+        np.testing.assert_allclose(scores, data[rows] @ query, rtol=1e-5)
         assert np.all(np.diff(scores) <= 0)
+    # every row, each once, when k covers them all
+    rows, _ = index.search(data[0], 10_000, nprobe=index.nlist)
+    assert sorted(rows.tolist()) == list(range(3_000))
 
 
 def test_default_probe_finds_nearly_all_neighbours_of_clustered_rows() -> None:
     data = clustered(5_000)
     index = ann.IVFIndex.build(data, seed=0)
+    assert index.nlist > ann.DEFAULT_NPROBE  # not an exhaustive scan in disguise
     queries = unit(data[:50] + 0.05 * np.random.default_rng(9).standard_normal((50, DIMENSION)))
     hits = sum(
         len(set(found(index, q, 10, ann.DEFAULT_NPROBE)) & set(exact(data, q, 10))) for q in queries
@@ -65,34 +67,36 @@ def test_default_probe_finds_nearly_all_neighbours_of_clustered_rows() -> None:
     assert sum(found(index, q, 1, 1) == exact(data, q, 1) for q in queries) >= 30
 
 
-def test_the_same_seed_builds_the_same_index() -> None:
+def test_one_list_reads_only_that_list() -> None:
+    data = clustered(2_000)
+    index = ann.IVFIndex.build(data, seed=0)
+    query = data[7]
+    rows, _ = index.search(query, 2_000, nprobe=1)
+    nearest = int(np.argmax(index.centroids @ query))
+    filed = np.argmax(data @ index.centroids.T, axis=1)  # each row in its best list
+    assert sorted(rows.tolist()) == np.flatnonzero(filed == nearest).tolist()
+
+
+def test_the_same_seed_trains_the_same_centroids() -> None:
     data = clustered(2_000)
     first, second = (ann.IVFIndex.build(data, seed=3) for _ in range(2))
-    np.testing.assert_array_equal(first.quantizer.centroids, second.quantizer.centroids)
-    np.testing.assert_array_equal(first.rows, second.rows)
-    np.testing.assert_array_equal(first.offsets, second.offsets)
+    np.testing.assert_array_equal(first.centroids, second.centroids)
+    query = data[11]
+    assert found(first, query, 10, 4) == found(second, query, 10, 4)
     other = ann.IVFIndex.build(data, seed=4)
-    assert not np.array_equal(first.quantizer.centroids, other.quantizer.centroids)
+    assert not np.array_equal(first.centroids, other.centroids)
+    np.testing.assert_allclose(np.linalg.norm(first.centroids, axis=1), 1.0, rtol=1e-5)
 
 
-def test_a_trained_quantizer_can_be_reused() -> None:
+def test_trained_centroids_can_be_reused() -> None:
     data = clustered(2_000)
     first = ann.IVFIndex.build(data, seed=0)
     more = np.concatenate([data, clustered(500, seed=8)])
-    second = ann.IVFIndex.build(more, quantizer=first.quantizer)
-    assert second.quantizer is first.quantizer
-    assert sorted(second.rows.tolist()) == list(range(2_500))
-    assert second.offsets[-1] == 2_500
+    second = ann.IVFIndex.build(more, centroids=first.centroids, trained_rows=first.trained_rows)
+    assert second.centroids is first.centroids and second.trained_rows == 2_000
+    assert len(second) == 2_500
     query = more[2_100]
-    assert found(second, query, 5, second.quantizer.nlist) == exact(more, query, 5)
-
-
-def test_every_row_is_filed_in_its_best_list_under_its_best_top_centroids() -> None:
-    data = clustered(2_000)
-    quantizer = ann.Quantizer.train(data, seed=0)
-    lists = quantizer.assign(data, branches=len(quantizer.top))  # every branch: exact
-    np.testing.assert_array_equal(lists, (data @ quantizer.centroids.T).argmax(axis=1))
-    assert np.all(lists < quantizer.nlist)
+    assert found(second, query, 5, second.nlist) == exact(more, query, 5)
 
 
 @pytest.mark.parametrize("rows", [0, 1, 2, 7])
@@ -100,17 +104,16 @@ def test_empty_and_tiny_inputs(rows: int) -> None:
     data = clustered(rows) if rows else np.zeros((0, DIMENSION), dtype=np.float32)
     index = ann.IVFIndex.build(data)
     assert len(index) == rows
-    slots, scores = index.search(np.ones(DIMENSION, dtype=np.float32), 10)
-    assert len(slots) == len(scores) == rows
-    if rows:
-        assert sorted(index.rows[slots].tolist()) == list(range(rows))
+    found_rows, scores = index.search(np.ones(DIMENSION, dtype=np.float32), 10)
+    assert len(found_rows) == len(scores) == rows
+    assert sorted(found_rows.tolist()) == list(range(rows))
 
 
 def test_k_beyond_the_rows_returns_all_of_the_probed_lists() -> None:
     data = clustered(300)
     index = ann.IVFIndex.build(data)
-    slots, _ = index.search(data[0], 10_000, nprobe=index.quantizer.nlist)
-    assert sorted(slots.tolist()) == list(range(300))
+    rows, _ = index.search(data[0], 10_000, nprobe=index.nlist)
+    assert sorted(rows.tolist()) == list(range(300))
 
 
 def test_bad_shapes_and_arguments_are_refused() -> None:
@@ -120,13 +123,13 @@ def test_bad_shapes_and_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="2-D"):
         ann.IVFIndex.build(np.ones(DIMENSION, dtype=np.float32))
     with pytest.raises(ValueError, match="dimensions"):
-        ann.IVFIndex.build(np.ones((10, DIMENSION + 2)), quantizer=index.quantizer)
+        ann.IVFIndex.build(np.ones((10, DIMENSION + 2)), centroids=index.centroids)
     with pytest.raises(ValueError, match="at least 1"):
         index.search(np.ones(DIMENSION, dtype=np.float32), 0)
     with pytest.raises(ValueError, match="at least 1"):
-        ann.Quantizer.train(clustered(10), nlist=0)
+        ann.train_centroids(clustered(10), nlist=0)
     with pytest.raises(ValueError, match="no rows"):
-        ann.Quantizer.train(np.zeros((0, DIMENSION), dtype=np.float32))
+        ann.train_centroids(np.zeros((0, DIMENSION), dtype=np.float32))
 
 
 # -- semantic search with the index ---------------------------------------------------
@@ -160,6 +163,8 @@ BOB: set[str] = set()  # the ids of bob's messages
 @pytest.fixture
 def indexed(vault: chatkeep.Vault, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
     monkeypatch.setattr(semantic, "ANN_MIN_ROWS", 100)
+    # 600 rows make 24 lists: probe a third of them, not all (the default, 32, would)
+    monkeypatch.setattr(ann, "DEFAULT_NPROBE", 8)
     semantic._MATRICES.clear()
     BOB.clear()
     store = vault.store
@@ -223,9 +228,18 @@ def test_semantic_search_through_the_index_stays_inside_the_user_and_filters(
 @SQLITE_ONLY
 def test_the_index_agrees_with_brute_force(indexed: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     queries = [f"q{number}" for number in range(0, MESSAGES, 29)]
+    probes: list[int] = []
+    search = ann.IVFIndex.search
+
+    def recorded(self: ann.IVFIndex, query: np.ndarray, k: int, nprobe: int = 1) -> object:
+        probes.append(nprobe)
+        return search(self, query, k, nprobe)
+
     with monkeypatch.context() as patch:
-        patch.setattr(semantic, "_everywhere", None)  # the index alone answers these
+        patch.setattr(ann.IVFIndex, "search", recorded)
         approximate = [ids(indexed, "alice", q) for q in queries]
+    nlist = matrix_of("alice").index.nlist  # type: ignore[union-attr]
+    assert probes and max(probes) < nlist  # the probed lists alone answered these
     filtered = [ids(indexed, "alice", q, role="user") for q in queries]
     monkeypatch.setattr(semantic, "ANN_MIN_ROWS", 10**9)
     semantic._MATRICES.clear()
@@ -241,23 +255,19 @@ def test_too_few_candidates_in_the_probed_lists_fall_back_to_every_row(
     indexed: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     search = ann.IVFIndex.search
+    exhaustive: list[int] = []
 
     def one_list(self: ann.IVFIndex, query: np.ndarray, k: int, nprobe: int = 1) -> object:
+        if nprobe >= self.nlist:  # the exact fallback: every list
+            exhaustive.append(k)
+            return search(self, query, k, nprobe)
         return search(self, query, k, 1)
 
     # The filter passes 150 messages; a single list holds far fewer, so the index
     # cannot fill the page and every row is scored: the exact answer.
-    everywhere = semantic._everywhere
-    fallbacks: list[int] = []
-
-    def counted(scores: np.ndarray, depth: int) -> Iterator[tuple[int, float]]:
-        fallbacks.append(depth)
-        return everywhere(scores, depth)
-
     monkeypatch.setattr(ann.IVFIndex, "search", one_list)
-    monkeypatch.setattr(semantic, "_everywhere", counted)
     narrow = ids(indexed, "alice", "q5", runtime_id="home", role="user")
-    assert matrix_of("alice").index is not None and fallbacks
+    assert matrix_of("alice").index is not None and exhaustive
     page = semantic_search(
         indexed,
         "alice",
@@ -275,9 +285,10 @@ def test_too_few_candidates_in_the_probed_lists_fall_back_to_every_row(
 
 
 @SQLITE_ONLY
-def test_a_new_version_keeps_the_trained_lists(indexed: Store) -> None:
+def test_a_new_version_keeps_the_trained_centroids(indexed: Store) -> None:
     ids(indexed, "alice", "q1")
     before = matrix_of("alice")
+    assert before.vectors is None  # the index holds the only copy
     conversation = indexed.route("alice", "home").id
     indexed.append_message("alice", conversation, chatkeep.user_message("m3"))
     index_pending(indexed, TableEmbedder())
@@ -285,5 +296,5 @@ def test_a_new_version_keeps_the_trained_lists(indexed: Store) -> None:
     after = matrix_of("alice")
     assert after.version != before.version
     assert after.index is not None and before.index is not None
-    assert after.index.quantizer is before.index.quantizer
-    assert len(after.keys) == len(before.keys) + 1
+    assert after.index.centroids is before.index.centroids
+    assert len(after.keys) == len(before.keys) + 1 == len(after.index)

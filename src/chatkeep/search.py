@@ -20,6 +20,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Final
 
 from chatkeep.errors import InvalidInput
@@ -117,6 +118,11 @@ class SearchFilters:
     conversation_id: str | None = None
     include_archived: bool = False
 
+    @property
+    def states(self) -> tuple[str, ...]:
+        """The conversation states a search may return: never the trash."""
+        return ("active", "archived") if self.include_archived else ("active",)
+
     def check(self) -> None:
         if self.origin not in (None, "native", "imported"):
             raise InvalidInput(f"unknown origin {self.origin!r}", hint="use native or imported")
@@ -197,13 +203,12 @@ def fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower()
 
 
-def _words(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, folded) of every word. ASCII text folds by lower() alone, with the
-    same positions, so the common case costs one regex pass."""
+def _folded(text: str) -> list[str]:
+    """Every word of ``text``, folded. ASCII text folds by lower() alone, so the common
+    case is one regex pass in C."""
     if text.isascii():
-        lowered = text.lower()
-        return [(m.start(), m.end(), m.group()) for m in _WORD_RE.finditer(lowered)]
-    return [(m.start(), m.end(), fold(m.group())) for m in _WORD_RE.finditer(text)]
+        return _WORD_RE.findall(text.lower())
+    return [fold(word) for word in _WORD_RE.findall(text)]
 
 
 def make_snippet(text: str, query: SearchQuery) -> tuple[str, tuple[tuple[int, int], ...]]:
@@ -211,40 +216,57 @@ def make_snippet(text: str, query: SearchQuery) -> tuple[str, tuple[tuple[int, i
     phrases as (start, end) spans: the same for every backend, made in Python so that no
     engine runs the query a second time just to cut text."""
     scanned = text[:SNIPPET_SCAN_CHARS]
-    words = _words(scanned)
-    if not words:
+    folded = _folded(scanned)
+    if not folded:
         return scanned[: SNIPPET_WORDS * 8], ()
-    spans = _matches(words, query)
-    start = _best_window(len(words), spans[:200])
-    end = min(len(words), start + SNIPPET_WORDS)
-    first, last = words[start][0], words[end - 1][1]
+    spans = _matches(folded, query)
+    start = _best_window(len(folded), spans[:200])
+    end = min(len(folded), start + SNIPPET_WORDS)
+    # Positions only of the words shown: the same words, in the same order, as folded.
+    bounds = [m.span() for m in islice(_WORD_RE.finditer(scanned), start, end)]
+    first, last = bounds[0][0], bounds[-1][1]
     lead = "…" if start > 0 else ""
-    tail = "…" if end < len(words) or len(scanned) < len(text) else ""
+    tail = "…" if end < len(folded) or len(scanned) < len(text) else ""
     shift = len(lead) - first
     highlights = tuple(
-        (words[a][0] + shift, words[b - 1][1] + shift) for a, b in spans if a >= start and b <= end
+        (bounds[a - start][0] + shift, bounds[b - 1 - start][1] + shift)
+        for a, b in spans
+        if a >= start and b <= end
     )
     return lead + scanned[first:last] + tail, highlights
 
 
-def _matches(words: list[tuple[int, int, str]], query: SearchQuery) -> list[tuple[int, int]]:
+def _matches(folded: list[str], query: SearchQuery) -> list[tuple[int, int]]:
     """(first word, past last word) of every occurrence of a required term, in order."""
-    folded = [w[2] for w in words]
     found: set[tuple[int, int]] = set()
     for group in query.required:
         for term in group:
-            wanted = [w[2] for w in _words(term.text)]
+            wanted = _folded(term.text)
             if not wanted:
                 continue
-            size = len(wanted)
-            for index in range(len(folded) - size + 1):
-                window = folded[index : index + size]
-                head_ok = window[:-1] == wanted[:-1]
-                last_ok = (
-                    window[-1].startswith(wanted[-1]) if term.prefix else window[-1] == wanted[-1]
-                )
-                if head_ok and last_ok:
-                    found.add((index, index + size))
+            size, first, last = len(wanted), wanted[0], wanted[-1]
+            # Candidates by the first word (one comparison per word, in C-speed list
+            # comprehensions), then the rest of the phrase checked where it starts.
+            if size == 1:
+                if term.prefix:
+                    starts = [i for i, w in enumerate(folded) if w.startswith(last)]
+                else:
+                    starts = [i for i, w in enumerate(folded) if w == last]
+            else:
+                head = wanted[:-1]
+                ends = len(folded) - size + 1
+                starts = [
+                    i
+                    for i, w in enumerate(folded[:ends])
+                    if w == first
+                    and folded[i : i + size - 1] == head
+                    and (
+                        folded[i + size - 1].startswith(last)
+                        if term.prefix
+                        else folded[i + size - 1] == last
+                    )
+                ]
+            found.update((i, i + size) for i in starts)
     return sorted(found)
 
 

@@ -7,7 +7,8 @@ only what no vector of that embedder covers yet, so it can run after every impor
 a schedule, or after each append. A semantic search scores chunks by cosine similarity
 and keeps each message's best chunk: every chunk (exact, brute force with NumPy), or,
 from :data:`ANN_MIN_ROWS` chunks of a user on, those of the nearest lists of an IVF
-index (:mod:`chatkeep.ann`, approximate, a few percent of the work).
+index (:mod:`chatkeep.ann`, FAISS; approximate, a few percent of the work). The index
+is derived: built in memory from the stored vectors when a search first needs it.
 :func:`hybrid_search` fuses the full-text and semantic rankings by reciprocal rank.
 """
 
@@ -39,8 +40,10 @@ INDEX_BATCH: Final = 256
 RRF_K: Final = 60
 FUSION_DEPTH: Final = 100
 #: From this many chunk vectors of a user (and embedder), searches read an IVF index;
-#: below it, scoring every chunk is fast enough (about 10 ms at 50,000) and exact.
-ANN_MIN_ROWS: Final = 50_000
+#: below it, scoring every chunk is fast enough (about 8 ms at 100,000 on two cores,
+#: 15 ms here at 200,000) and exact. The index, about 3 % of the work at a million
+#: rows, is approximate: it pays off only where brute force gets slow.
+ANN_MIN_ROWS: Final = 200_000
 
 
 def chunks(text: str) -> list[str]:
@@ -103,9 +106,10 @@ def semantic_search(
     """Messages closest in meaning to ``query``, best first (only indexed messages)."""
     check_page(limit, offset)
     chosen = embedder or default_embedder()
-    ranked, more = _ranked(store, user_id, query, chosen, filters, offset + limit)
+    details: dict[int, Any] = {}
+    ranked, more = _ranked(store, user_id, query, chosen, filters, offset + limit, details)
     return SearchPage(
-        hits=tuple(_hits(store, user_id, ranked[offset : offset + limit])),
+        hits=tuple(_hits(store, user_id, ranked[offset : offset + limit], details)),
         limit=limit,
         offset=offset,
         has_more=more,
@@ -115,13 +119,14 @@ def semantic_search(
 
 @dataclass(slots=True)
 class _Matrix:
-    """A user's vectors of one embedder, in memory, valid for one version. With an index,
-    the rows are in its order: row ``i`` is the index's slot ``i``."""
+    """A user's vectors of one embedder, in memory, valid for one version: row ``i`` is
+    chunk ``chunks[i]`` of message ``keys[i]``. With an index, the index holds the only
+    copy of the vectors (``vectors`` is None) and its ids are these row numbers."""
 
     version: tuple[int, int]
     keys: npt.NDArray[np.int64]
     chunks: npt.NDArray[np.int64]
-    vectors: npt.NDArray[np.float32]
+    vectors: npt.NDArray[np.float32] | None
     index: ann.IVFIndex | None = None
 
 
@@ -163,19 +168,21 @@ def _matrix(store: Store, user_id: str, embedder: Embedder) -> _Matrix:
 
 
 def _indexed(matrix: _Matrix, previous: ann.IVFIndex | None) -> _Matrix:
-    """``matrix`` with an index, its rows in the index's order (no second copy). The lists
-    of ``previous`` are kept while the row count stays within a factor of two of the
-    count they were trained on: no training, only the assignment (most of the time)."""
-    quantizer = previous.quantizer if previous is not None else None
-    if quantizer is not None and not (
-        quantizer.dimension == matrix.vectors.shape[1]
-        and quantizer.trained_rows / 2 <= len(matrix.keys) <= quantizer.trained_rows * 2
+    """``matrix`` with an index, which takes over its vectors (no second copy). The
+    centroids of ``previous`` are kept while the row count stays within a factor of two
+    of the count they were trained on: no training, only filing the rows (most of the
+    time)."""
+    assert matrix.vectors is not None
+    centroids, trained = None, None
+    if (
+        previous is not None
+        and previous.nlist
+        and previous.dimension == matrix.vectors.shape[1]
+        and previous.trained_rows / 2 <= len(matrix.keys) <= previous.trained_rows * 2
     ):
-        quantizer = None
-    index = ann.IVFIndex.build(matrix.vectors, quantizer=quantizer)
-    return _Matrix(
-        matrix.version, matrix.keys[index.rows], matrix.chunks[index.rows], index.vectors, index
-    )
+        centroids, trained = previous.centroids, previous.trained_rows
+    index = ann.IVFIndex.build(matrix.vectors, centroids=centroids, trained_rows=trained)
+    return _Matrix(matrix.version, matrix.keys, matrix.chunks, None, index)
 
 
 def _ranked(
@@ -185,6 +192,7 @@ def _ranked(
     embedder: Embedder,
     filters: SearchFilters | None,
     wanted: int,
+    details: dict[int, Any] | None = None,
 ) -> tuple[list[tuple[int, int, float]], bool]:
     """The best ``wanted`` (message key, best chunk, cosine) the filters allow, best
     first, and whether more exist. Scoring runs on the in-memory matrix; candidates are
@@ -198,15 +206,18 @@ def _ranked(
     matrix = _matrix(store, user_id, embedder)
     if not len(matrix.keys):
         return [], False
-    vector = embedder.embed([query])[0]
+    vector = np.asarray(embedder.embed([query])[0], dtype=np.float32)  # as the matrix
     depth = max(256, wanted * 16)
     if matrix.index is not None:
         nearby = _nearby(matrix.index, vector, depth)
-        allowed = _allowed(store, user_id, filters, matrix, nearby, wanted)
+        allowed = _allowed(store, user_id, filters, matrix, nearby, wanted, details)
         if len(allowed) > wanted:
             return allowed[:wanted], True
-    scores = matrix.vectors @ vector
-    allowed = _allowed(store, user_id, filters, matrix, _everywhere(scores, depth), wanted)
+        every = _nearby(matrix.index, vector, depth, nprobe=matrix.index.nlist)
+    else:
+        assert matrix.vectors is not None
+        every = _everywhere(matrix.vectors @ vector, depth)
+    allowed = _allowed(store, user_id, filters, matrix, every, wanted, details)
     return allowed[:wanted], len(allowed) > wanted
 
 
@@ -217,14 +228,20 @@ def _allowed(
     matrix: _Matrix,
     candidates: Iterable[tuple[int, float]],
     wanted: int,
+    details: dict[int, Any] | None = None,
 ) -> list[tuple[int, int, float]]:
     """(message key, chunk, score) of the first ``wanted + 1`` messages among
     ``candidates`` (matrix row, score; best first) that the user owns and the filters
-    allow, or all of them; checked in the store in batches that grow."""
+    allow, or all of them; checked in the store in batches that grow. With no filter
+    but the conversation's state, the check is the lookup of the messages' details
+    (which carry the state), kept in ``details`` for the hits: one query, not two."""
+    states = _states_only(filters)
     seen: set[int] = set()
     allowed: list[tuple[int, int, float]] = []
     rows = iter(candidates)
-    step = max(64, wanted * 4)
+    # Without filters nearly every candidate passes (only the trash is left out), so
+    # the first check asks about little more than a page; each next batch is 4x larger.
+    step = max(16, 2 * (wanted + 1))
     while len(allowed) <= wanted:
         batch: list[tuple[int, int, float]] = []
         for index, score in rows:
@@ -236,7 +253,14 @@ def _allowed(
                     break
         if not batch:
             break
-        passing = store.allowed_message_keys(user_id, [pk for pk, _, _ in batch], filters)
+        keys = [pk for pk, _, _ in batch]
+        found = store.vector_details(user_id, keys) if states is not None else []
+        if states is not None and found and all(hasattr(row, "state") for row in found):
+            passing = {row.pk for row in found if row.state in states}
+            if details is not None:
+                details.update((row.pk, row) for row in found if row.pk in passing)
+        else:
+            passing = store.allowed_message_keys(user_id, keys, filters)
         allowed += [item for item in batch if item[0] in passing]
         step *= 4
     return allowed
@@ -253,18 +277,20 @@ def _everywhere(scores: npt.NDArray[np.float32], depth: int) -> Iterator[tuple[i
 
 
 def _nearby(
-    index: ann.IVFIndex, vector: npt.NDArray[np.float32], depth: int
+    index: ann.IVFIndex, vector: npt.NDArray[np.float32], depth: int, nprobe: int | None = None
 ) -> Iterator[tuple[int, float]]:
-    """The rows of the index's lists nearest ``vector``, best first, as :func:`_everywhere`."""
-    slots, scores = index.search(vector, depth)
-    yield from zip(slots.tolist(), scores.tolist(), strict=True)
-    if len(slots) == depth:
-        done = set(slots.tolist())
-        more, scores = index.search(vector, len(index))
+    """The rows of the ``nprobe`` lists nearest ``vector`` (every list: every row, exactly
+    ranked), best first, as :func:`_everywhere`: the best ``depth``, then the rest."""
+    probes = ann.DEFAULT_NPROBE if nprobe is None else nprobe
+    rows, scores = index.search(vector, depth, probes)
+    yield from zip(rows.tolist(), scores.tolist(), strict=True)
+    if len(rows) == depth:
+        done = set(rows.tolist())
+        more, scores = index.search(vector, len(index), probes)
         yield from (
-            (slot, score)
-            for slot, score in zip(more.tolist(), scores.tolist(), strict=True)
-            if slot not in done
+            (row, score)
+            for row, score in zip(more.tolist(), scores.tolist(), strict=True)
+            if row not in done
         )
 
 
@@ -276,8 +302,24 @@ def _best_first(scores: npt.NDArray[np.float32], count: int) -> list[int]:
     return top[np.lexsort((top, -scores[top]))].tolist()  # type: ignore[no-any-return]
 
 
-def _hits(store: Store, user_id: str, ranked: list[tuple[int, int, float]]) -> list[SearchHit]:
-    details = {row.pk: row for row in store.vector_details(user_id, [pk for pk, _, _ in ranked])}
+def _states_only(filters: SearchFilters | None) -> tuple[str, ...] | None:
+    """The conversation states allowed when ``filters`` restrict nothing else, or None."""
+    chosen = filters or SearchFilters()
+    if replace(chosen, include_archived=False) != SearchFilters():
+        return None
+    return chosen.states
+
+
+def _hits(
+    store: Store,
+    user_id: str,
+    ranked: list[tuple[int, int, float]],
+    known: dict[int, Any] | None = None,
+) -> list[SearchHit]:
+    details = dict(known or {})
+    missing = [pk for pk, _, _ in ranked if pk not in details]
+    if missing:
+        details.update((row.pk, row) for row in store.vector_details(user_id, missing))
     return [_hit(details[pk], chunk, score) for pk, chunk, score in ranked if pk in details]
 
 
@@ -311,9 +353,9 @@ def hybrid_search(
     check_page(limit, offset)
     chosen = embedder or default_embedder()
     words = store.search(user_id, query, filters=filters, limit=FUSION_DEPTH).hits
-    meaning = _hits(
-        store, user_id, _ranked(store, user_id, query, chosen, filters, FUSION_DEPTH)[0]
-    )
+    details: dict[int, Any] = {}
+    ranked = _ranked(store, user_id, query, chosen, filters, FUSION_DEPTH, details)[0]
+    meaning = _hits(store, user_id, ranked, details)
     fused: dict[tuple[str, str | None], float] = {}
     chosen_hit: dict[tuple[str, str | None], SearchHit] = {}
     for ranking in (words, meaning):

@@ -50,8 +50,8 @@ _MESSAGE_FILTERS: Final = {
 
 
 def conditions(filters: SearchFilters, params: dict[str, Any]) -> tuple[list[str], list[str]]:
-    states = "('active', 'archived')" if filters.include_archived else "('active')"
-    conversation = [f"c.state IN {states}"]
+    states = ", ".join(f"'{state}'" for state in filters.states)  # fixed names, not input
+    conversation = [f"c.state IN ({states})"]
     message: list[str] = []
     for name, fragment in _CONVERSATION_FILTERS.items():
         value = getattr(filters, name)
@@ -93,12 +93,19 @@ class SearchEngine:
         raise NotImplementedError
 
     def page_hits(
-        self, conn: Connection, user_id: str, query: SearchQuery, page: Sequence[Any]
+        self,
+        conn: Connection,
+        user_id: str,
+        query: SearchQuery,
+        page: Sequence[Any],
+        known: dict[int, Any] | None = None,
     ) -> list[SearchHit]:
         """Hits for a ranked page of (pk or None for a title match, conversation_id,
-        score): details in one query each, snippets cut in Python (no second MATCH)."""
-        pks = [row.pk for row in page if row.pk is not None]
-        messages = {row.pk: row for row in self.vector_details(conn, user_id, pks)}
+        score): details in one query each (of messages not already ``known``, as rows of
+        :meth:`vector_details`), snippets cut in Python (no second MATCH)."""
+        messages = dict(known or {})
+        pks = [row.pk for row in page if row.pk is not None and row.pk not in messages]
+        messages.update((row.pk, row) for row in self.vector_details(conn, user_id, pks))
         titled = [row.conversation_id for row in page if row.pk is None]
         titles: dict[str, Any] = {}
         if titled:
@@ -187,13 +194,14 @@ class SearchEngine:
         )
 
     def vector_details(self, conn: Connection, user_id: str, pks: Sequence[int]) -> list[Any]:
-        """The message and conversation behind each vector key (the user's only)."""
+        """The message and conversation behind each vector key (the user's only), with
+        the conversation's state."""
         if not pks:
             return []
         sql = text(
             "SELECT m.pk AS pk, m.id AS message_id, m.role AS role, m.created_at AS created_at,"  # noqa: S608 - a class constant
             " m.content AS content, c.id AS conversation_id, c.title AS title,"
-            " c.runtime_id AS runtime_id"
+            " c.runtime_id AS runtime_id, c.state AS state"
             f" FROM messages m {self._KEY_JOIN} conversations c ON c.id = m.conversation_id"
             " WHERE m.pk IN :pks AND m.user_id = :user AND c.user_id = :user"
         ).bindparams(bindparam("pks", expanding=True))

@@ -21,6 +21,10 @@ from chatkeep.search import SearchFilters, SearchHit, SearchQuery, Term
 #: Candidates ranked first, and the most before giving up for the full query.
 _FIRST_CANDIDATES: Final = 32
 _MAX_CANDIDATES: Final = 16_384
+#: Most keys in one IN list (well under SQLite's limit on bound parameters), and most
+#: matching titles the fast path takes (two values each) before the full query runs.
+_IN_CHUNK: Final = 500
+_MAX_TITLES: Final = 4_000
 
 
 _TITLES_SQL: Final = (
@@ -28,18 +32,24 @@ _TITLES_SQL: Final = (
     " FROM conversations_fts JOIN conversations c ON c.id = conversations_fts.conversation_id"
     " WHERE conversations_fts MATCH :q AND c.user_id = :user AND "
 )
-# The unary + keeps SQLite from handing the rowid list to FTS5 as one lookup per row
-# (each re-running the MATCH): FTS5 walks the matches once and each is checked against
-# the set, 25x faster on a 200,000-message vault.
-_TITLED_MESSAGES_SQL: Final = (
-    "SELECT rowid AS pk, bm25(messages_fts) AS score FROM messages_fts"
-    " WHERE messages_fts MATCH :q"
-    " AND +rowid IN (SELECT pk FROM messages WHERE conversation_id IN (:titled))"
+# The unary + keeps SQLite from handing the key list to FTS5 as one lookup per key
+# (each re-running the MATCH): FTS5 walks the matches once, each checked against the
+# set, and no bm25 is computed. Conversations (of title matches) with a matching message.
+_TITLED_WITH_MESSAGES_SQL: Final = (
+    "SELECT DISTINCT m.conversation_id AS conversation_id FROM messages m"
+    " WHERE m.user_id = :user AND m.pk IN (SELECT rowid FROM messages_fts"
+    " WHERE messages_fts MATCH :q AND +rowid IN (SELECT pk FROM messages"
+    " WHERE conversation_id IN (:titled)))"
+)
+_ALLOWED_SQL: Final = (
+    "SELECT m.pk AS pk, c.id AS conversation_id"
+    " FROM messages m CROSS JOIN conversations c ON c.id = m.conversation_id"
+    " WHERE m.pk IN (:pks) AND m.user_id = :user AND c.user_id = :user AND "
 )
 _DETAILS_SQL: Final = (
     "SELECT m.pk AS pk, m.id AS message_id, m.role AS role, m.created_at AS created_at,"
     " m.content AS content, c.id AS conversation_id, c.title AS title,"
-    " c.runtime_id AS runtime_id"
+    " c.runtime_id AS runtime_id, c.state AS state"
     " FROM messages m CROSS JOIN conversations c ON c.id = m.conversation_id"
     " WHERE m.pk IN (:pks) AND m.user_id = :user AND c.user_id = :user"
 )
@@ -108,9 +118,12 @@ class SqliteSearch(SearchEngine):
             "offset": offset,
         }
         on_conversation, on_message = conditions(filters, params)
-        best = self._best_candidates(conn, params, on_conversation, on_message, offset + limit)
+        known: dict[int, Any] = {}
+        best = self._best_candidates(
+            conn, params, on_conversation, on_message, offset + limit, known
+        )
         if best is not None:
-            return self.page_hits(conn, user_id, query, best[offset : offset + limit])
+            return self.page_hits(conn, user_id, query, best[offset : offset + limit], known)
         exact = conn.execute(text(self._ranking_sql(on_conversation, on_message)), params).all()
         return self.page_hits(conn, user_id, query, exact)
 
@@ -159,14 +172,34 @@ class SqliteSearch(SearchEngine):
         sql = _TITLES_SQL + " AND ".join(on_conversation)
         return {row.conversation_id: row.rank for row in conn.exec_driver_sql(sql, params)}
 
-    def _titled_messages(
+    def _titled_with_messages(
         self, conn: Connection, params: dict[str, Any], titled: list[str]
-    ) -> list[Any]:
-        """Every matching message of the title-matched conversations, with its bm25: FTS5
-        walks the matches, bm25 is computed for these rows alone."""
-        values: dict[str, Any] = {"q": params["q"]}
-        sql = _TITLED_MESSAGES_SQL.replace(":titled", _placeholders("c", titled, values))
-        return list(conn.exec_driver_sql(sql, values).all())
+    ) -> set[str]:
+        """Which of the ``titled`` conversations hold a message that matches."""
+        values: dict[str, Any] = {"q": params["q"], "user": params["user"]}
+        sql = _TITLED_WITH_MESSAGES_SQL.replace(":titled", _placeholders("c", titled, values))
+        return {row.conversation_id for row in conn.exec_driver_sql(sql, values)}
+
+    def _allowed(
+        self,
+        conn: Connection,
+        params: dict[str, Any],
+        on_conversation: list[str],
+        on_message: list[str],
+        candidates: Sequence[Any],
+    ) -> dict[int, str]:
+        """As the base query, as the driver's own statement (no compile per call)."""
+        keys = [row.pk for row in candidates]
+        where = " AND ".join(on_conversation + on_message)
+        allowed: dict[int, str] = {}
+        for start in range(0, len(keys), _IN_CHUNK):
+            values = dict(params)
+            placeholders = _placeholders("k", keys[start : start + _IN_CHUNK], values)
+            sql = _ALLOWED_SQL.replace(":pks", placeholders) + where
+            allowed.update(
+                (row.pk, row.conversation_id) for row in conn.exec_driver_sql(sql, values)
+            )
+        return allowed
 
     def vector_details(self, conn: Connection, user_id: str, pks: Sequence[int]) -> list[Any]:
         """As the base query, as the driver's own statement (a page of hits needs it)."""
@@ -183,59 +216,87 @@ class SqliteSearch(SearchEngine):
         on_conversation: list[str],
         on_message: list[str],
         wanted: int,
+        known: dict[int, Any],
     ) -> list[_Ranked] | None:
         """The best ``wanted`` hits, exactly as the full query ranks them, without ranking
         every match with joins: FTS5 ranks its best K messages (as fast as a bare MATCH),
         the user and the filters are checked on those K alone, and K grows only when too
-        few pass. Messages of conversations whose title matches get the title's weight, so
-        all of theirs are fetched and scored apart. Exact because any other match beyond
-        the K-th scores no better than it. None: too many fail; run the full query."""
+        few pass. Messages of conversations whose title matches get the title's weight
+        inside the same scan, so the K are the best by the full query's own score; a
+        title match with no matching message is added as a title hit. Exact because any
+        other match beyond the K-th scores no better than it. None: too many fail (or
+        too many titles match); run the full query.
+        The details of the candidates that pass (as :meth:`vector_details` gives them)
+        come with them, into ``known``: no second query for the page."""
         weight = float(params["weight"])
         titles = self._titles(conn, params, on_conversation)
-        boosted = self._titled_messages(conn, params, list(titles)) if titles else []
-        allowed_boosted = self._allowed(conn, params, on_conversation, on_message, boosted)
-        extra = [
-            _Ranked(row.pk, allowed_boosted[row.pk], row.score + weight * titles[cid])
-            for row in boosted
-            if (cid := allowed_boosted.get(row.pk)) is not None
-        ]
-        title_only = []
-        if not on_message:
-            with_messages = set(allowed_boosted.values())
+        if len(titles) > _MAX_TITLES:
+            return None  # too many bound values for one statement: the full query
+        title_only: list[_Ranked] = []
+        if titles and not on_message:
+            with_messages = self._titled_with_messages(conn, params, list(titles))
             title_only = [
                 _Ranked(None, cid, weight * rank)
                 for cid, rank in titles.items()
                 if cid not in with_messages
             ]
-        seen = {r.pk for r in boosted}
-        where = " AND ".join(on_conversation + on_message)
-        # One statement: FTS5's best K, each with whether the user owns it and the
-        # filters allow it (NULL conversation: not the user's, or filtered out).
+        values = dict(params)
+        score = "bm25(messages_fts)"
+        boost = ""
+        if titles:
+            # A message of a conversation whose title matches (and which the user owns
+            # and the filters allow) gets the title's weighted bm25 added, in the same
+            # scan: every match is ranked by the full query's score at once.
+            pairs = ", ".join(f"(:t{n}, :r{n})" for n in range(len(titles)))
+            for n, (cid, rank) in enumerate(titles.items()):
+                values[f"t{n}"], values[f"r{n}"] = cid, rank
+            boost = (
+                f"titles(cid, rank) AS (VALUES {pairs}),"  # noqa: S608 - placeholders only
+                " titled AS MATERIALIZED (SELECT m.pk AS pk, titles.rank AS rank"
+                " FROM titles JOIN messages m ON m.conversation_id = titles.cid),"
+            )
+            score = (
+                "bm25(messages_fts) + CASE WHEN rowid IN (SELECT pk FROM titled) THEN"
+                " :weight * (SELECT rank FROM titled WHERE titled.pk = messages_fts.rowid)"
+                " ELSE 0 END"
+            )
+        # Conditions on the message alone are checked before its conversation is read.
+        on_row = "".join(f" AND {f}" for f in on_message if "c." not in f)
+        where = " AND ".join(on_conversation + [f for f in on_message if "c." in f])
+        # One statement: FTS5's best K, each with its details when the user owns it and
+        # the filters allow it (NULL conversation: not the user's, or filtered out). The
+        # LEFT JOINs keep the candidates as the outer loop: one lookup by key each.
         # bm25() ranks as the "rank" column does, a third faster here.
         sql = (
-            "WITH candidates AS MATERIALIZED (SELECT rowid AS pk,"  # noqa: S608 - fixed fragments, bound values
-            " bm25(messages_fts) AS score FROM messages_fts WHERE messages_fts MATCH :q"
+            f"WITH {boost} candidates AS MATERIALIZED (SELECT rowid AS pk,"  # noqa: S608 - fixed fragments, bound values
+            f" {score} AS score FROM messages_fts WHERE messages_fts MATCH :q"
             " ORDER BY score LIMIT :k)"
             " SELECT candidates.pk AS pk, candidates.score AS score,"
-            f" (SELECT c.id FROM messages m {self._KEY_JOIN} conversations c"
-            " ON c.id = m.conversation_id WHERE m.pk = candidates.pk"
-            f" AND m.user_id = :user AND c.user_id = :user AND {where}) AS conversation_id"
-            " FROM candidates ORDER BY candidates.score"
+            " c.id AS conversation_id, m.id AS message_id, m.role AS role,"
+            " m.created_at AS created_at,"
+            " CASE WHEN c.id IS NOT NULL THEN m.content END AS content,"
+            " c.title AS title, c.runtime_id AS runtime_id"
+            " FROM candidates"
+            f" LEFT JOIN messages m ON m.pk = candidates.pk AND m.user_id = :user{on_row}"
+            " LEFT JOIN conversations c ON c.id = m.conversation_id"
+            f" AND c.user_id = :user AND {where}"
+            " ORDER BY candidates.score"
         )
         # Most candidates pass when nothing but the user filters (one user, few in the
         # trash): a few spare; with message filters far fewer pass, so rank more at once.
         size = max(_FIRST_CANDIDATES, wanted * 16 if on_message else wanted + wanted // 2 + 8)
         while size <= _MAX_CANDIDATES:
             # The driver's own statement: no SQLAlchemy compile on the hot path.
-            rows = conn.exec_driver_sql(sql, {**params, "k": size}).all()
+            rows = conn.exec_driver_sql(sql, {**values, "k": size}).all()
+            known.clear()
+            known.update((r.pk, r) for r in rows if r.conversation_id is not None)
             kept = sorted(
                 [
-                    *extra,
                     *title_only,
                     *(
                         _Ranked(r.pk, r.conversation_id, r.score)
                         for r in rows
-                        if r.conversation_id is not None and r.pk not in seen
+                        if r.conversation_id is not None
                     ),
                 ]
             )
