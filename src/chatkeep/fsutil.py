@@ -450,19 +450,23 @@ def copy_into_zip(archive: zipfile.ZipFile, source: Path, info: zipfile.ZipInfo)
 # described there; these are the steps, each durable before it returns unless said.
 
 
+def _write_synced(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to the open ``fd``, fsync, close."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def append_durable(path: Path, data: bytes) -> None:
     """Append ``data`` to ``path`` (created if missing) and fsync it; a new file's
     directory entry is fsynced too."""
     try:
         created = not path.exists()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_synced(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), data)
         if created:
             fsync_dir(path.parent)
     except OSError as exc:
@@ -488,14 +492,7 @@ def write_new_file(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     """Create ``path`` (which must not exist) holding ``data``, fsynced; its directory
     entry is not (the rename that publishes it is fsynced by the caller)."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_synced(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), data)
     except OSError as exc:
         with contextlib.suppress(OSError):
             path.unlink()
