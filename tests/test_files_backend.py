@@ -83,15 +83,20 @@ def test_the_files_follow_the_documented_layout(tmp_path: Path) -> None:
         runtime = user / "instances" / "synth-001"
         assert orjson.loads((runtime / "runtime.json").read_bytes())["row"]["id"] == "synth-001"
         session = runtime / "sessions" / home
-        meta = orjson.loads((session / "session_meta.json").read_bytes())["row"]
-        assert meta["id"] == home and meta["message_count"] == 3
+        meta = orjson.loads((session / "session_meta.json").read_bytes())
+        assert meta["row"]["id"] == home
         lines = (session / "messages.jsonl").read_bytes().splitlines(keepends=True)
         records = [fl.parse_line(line) for line in lines]
-        assert [r["row"]["content"][0]["text"] for r in records if r] == [
+        assert all(records)
+        assert [r["row"]["content"][0]["text"] for r in records if r and "table" not in r] == [
             "where is the lighthouse",
             "by the blue whale rock",
             "or not",
         ]
+        # Appends change only the counters: the newer row is a tagged line in the log.
+        counters = [r for r in records if r and r.get("table") == "conversations"]
+        assert counters[-1]["txn"] > meta["txn"]
+        assert counters[-1]["row"]["message_count"] == 3
         chatty = (runtime / "chatty" / "chat_with_synth-001.md").read_text()
         assert "where is the lighthouse" in chatty and "or not" in chatty
         assert "blue whale" not in chatty  # the active branch only
@@ -177,7 +182,8 @@ def test_a_damaged_line_is_reported_by_doctor(tmp_path: Path) -> None:
         home = _fill(vault)
         log = next(vault.root.rglob(f"{home}/messages.jsonl"))
         lines = log.read_bytes().splitlines(keepends=True)
-        lines[0] = lines[0].replace(b"lighthouse", b"lighthousE")
+        (first,) = [n for n, line in enumerate(lines) if b"lighthouse" in line]
+        lines[first] = lines[first].replace(b"lighthouse", b"lighthousE")
         log.write_bytes(b"".join(lines))
         problems = vault.doctor()
         assert any("checksum" in p.message and p.severity == "error" for p in problems)
@@ -195,16 +201,18 @@ def test_a_write_that_fails_midway_changes_no_file(
         failed: list[Path] = []
 
         def disk_full_on_rename(source: Path, target: Path, *, sync: bool = True) -> bool:
-            if target.name == "session_meta.json" and not failed:
+            if target.name == "session_index.json" and not failed:
                 failed.append(target)
-                raise StorageFull("disk full while writing session_meta.json")
+                raise StorageFull("disk full while writing session_index.json")
             return real_move(source, target, sync=sync)
 
         monkeypatch.setattr(fsutil, "move", disk_full_on_rename)
-        with pytest.raises(StorageFull):
-            vault.store.append_message("alice", home, chatkeep.user_message("never stored"))
+        first = vault.store.list_messages("alice", home)[0]
+        with pytest.raises(StorageFull):  # a new log, a new session_meta.json, then this
+            vault.store.fork_conversation("alice", home, first.id, title="never stored")
         monkeypatch.undo()
-        assert _tree(vault.root) == files_before  # the append to messages.jsonl undone
+        assert failed
+        assert _tree(vault.root) == files_before  # the new log and meta undone
         assert transfer.dump_text(vault.store) == dump_before
         vault.store.append_message("alice", home, chatkeep.user_message("stored after"))
         assert vault.doctor() == []
@@ -253,15 +261,17 @@ _KILLER = textwrap.dedent(
         files.FileWriter.before_commit = before_commit
     else:
         setattr(fsutil, {"append": "append_durable", "move": "move"}[step], die_after(step))
-    vault.store.append_message("alice", conversation, chatkeep.user_message("killed"))
+    # A fork appends to a new log, then renames in session_meta.json and the index.
+    first = vault.store.list_messages("alice", conversation)[0]
+    vault.store.fork_conversation("alice", conversation, first.id, title="killed")
     """
 )
 
 
 @pytest.mark.parametrize("step", ["append", "move", "commit"])
 def test_a_process_killed_between_files_and_index_leaves_neither(tmp_path: Path, step: str) -> None:
-    """Killed after the message's line is appended, after a rename, or with every file
-    written but the index not committed: the next open undoes the files."""
+    """Killed after a log line is appended, after a rename, or with every file written
+    but the index not committed: the next open undoes the files."""
     with _open(tmp_path / "h") as vault:
         home = _fill(vault)
         files_before = _tree(vault.root)

@@ -28,6 +28,7 @@ import contextlib
 import functools
 import hashlib
 import itertools
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -153,11 +154,16 @@ class _Journal:
 
     # step 1
     def prepare(self, plan: _Plan) -> None:
+        attempt = secrets.token_hex(4)  # a number may be used again after an undo
         for number, (target, data) in enumerate(plan.replaces.items()):
             fsutil.ensure_dir(target.parent)
-            temp = target.with_name(f"{fsutil.TEMP_PREFIX}new-{self.txn}-{number}")
-            old = target.with_name(f"{fsutil.TEMP_PREFIX}old-{self.txn}-{number}")
-            fsutil.remove_quietly(temp)  # from an attempt that crashed
+            temp = target.with_name(f"{fsutil.TEMP_PREFIX}new-{self.txn}-{attempt}-{number}")
+            # No old content to keep when the target does not exist yet: undo removes it.
+            old = (
+                target.with_name(f"{fsutil.TEMP_PREFIX}old-{self.txn}-{attempt}-{number}")
+                if target.exists()
+                else None
+            )
             fsutil.write_new_file(temp, data)
             self.replaces.append((temp, target, old))
         for path in plan.appends:
@@ -212,10 +218,9 @@ class _Journal:
         for path, _size in self.appends:
             fsutil.append_durable(path, b"".join(plan.appends[path]))
         synced: set[Path] = set()
-        for index, (temp, target, old) in enumerate(self.replaces):
-            assert old is not None
-            if not fsutil.keep_link(target, old):
-                self.replaces[index] = (temp, target, None)
+        for temp, target, old in self.replaces:
+            if old is not None:
+                fsutil.keep_link(target, old)
             fsutil.move(temp, target, sync=False)
             synced.add(target.parent)
         for directory in synced:
@@ -258,11 +263,18 @@ def _unremove(path: Path, grave: Path) -> None:
 
 
 def _unreplace(temp: Path, target: Path, old: Path | None) -> None:
+    """``old`` is None when the target did not exist before: remove what was put there.
+    Otherwise the link keeps the old content, unless the step never got that far (then
+    the target was not touched)."""
     fsutil.remove_quietly(temp)
-    if old is not None and old.exists():
+    if old is None:
+        if target.exists():
+            fsutil.remove_file(target)
+    elif old.exists():
         fsutil.move(old, target)
-    elif old is None and target.exists():
-        fsutil.remove_file(target)
+        # If the target still was that same file (the step stopped before its rename),
+        # rename() between two links of one file does nothing: drop the spare link.
+        fsutil.remove_quietly(old)
 
 
 def _unappend(path: Path, size: int | None) -> None:
@@ -546,9 +558,13 @@ class _Planner:
             if not path.exists():  # a new conversation: the user's list changes
                 self.derived.listed.add(row["user_id"])
             self._routes[row["id"]] = (row["user_id"], row["runtime_id"], row["origin"])
-            self.plan_.replaces[path / "session_meta.json"] = fl.json_file(
-                self.txn, row, "conversations"
-            )
+            if _only_volatile_changed(path / "session_meta.json", row):
+                line = fl.put_line("conversations", self.txn, row, tagged=True)
+                self.plan_.append(path / "messages.jsonl", line)
+            else:
+                self.plan_.replaces[path / "session_meta.json"] = fl.json_file(
+                    self.txn, row, "conversations"
+                )
             self.derived.touched[row["id"]] = (row["user_id"], row["runtime_id"], row["origin"])
         for row in self.changes.dels.get("conversations", ()):
             if not self._live(row["user_id"]):
@@ -613,10 +629,11 @@ class _Planner:
     def _rewrite(self, path: Path, table: str, gone: list[dict[str, Any]]) -> None:
         """Deleted rows leave the log for real: it is written anew without them (and
         with this transaction's new lines)."""
-        live = fl.fold(table, fl.read_log(path).records)
-        for row in gone:
-            live.pop(fl.key_of(table, row), None)
-        lines = [line for _row, line in live.values()]
+        records = fl.read_log(path).records
+        keys = {fl.key_of(table, row) for row in gone}
+        live = fl.fold(table, records)
+        lines = [line for key, (_row, line) in live.items() if key not in keys]
+        lines.extend(fl.live_lines(table, records)[len(live) :])  # a tagged row, if any
         lines.extend(self.plan_.appends.pop(path, []))
         self.plan_.replaces[path] = b"".join(lines)
 
@@ -854,18 +871,50 @@ def _rows_from_files(
                 [_json_row(p, "runtimes") for p in sorted(user_dir.glob(f"{area}/*/runtime.json"))],
             )
             for meta in sorted(user_dir.glob(f"{area}/*/sessions/*/session_meta.json")):
-                yield "conversations", [_json_row(meta, "conversations")]
                 log = meta.with_name("messages.jsonl")
-                yield "messages", _log_rows(layout, log, "messages", report, repair)
+                read = _read_log(layout, log, report, repair)
+                yield "conversations", [_conversation_row(meta, read.records)]
+                yield "messages", _live_rows(layout, log, "messages", read, report)
         for name in fl.LOGGED_TABLES:
             log = user_dir / "tables" / f"{name}.jsonl"
             yield name, _log_rows(layout, log, name, report, repair)
 
 
+def _conversation_row(meta: Path, records: list[tuple[dict[str, Any], bytes]]) -> dict[str, Any]:
+    """``session_meta.json``, or the newer row its ``messages.jsonl`` holds."""
+    row, txn = _json_document(meta, "conversations")
+    tagged = fl.latest_tagged("conversations", records)
+    if tagged is not None and tagged[1] > txn:
+        return fl.row_from_json("conversations", tagged[0])
+    return row
+
+
+def _only_volatile_changed(meta: Path, row: dict[str, Any]) -> bool:
+    """Whether ``row`` differs from the conversation's current record only in the
+    counters every append changes (then a line in its log records it)."""
+    try:
+        document = orjson.loads(meta.read_bytes())
+    except FileNotFoundError:
+        return False
+    kept = document.get("row") if isinstance(document, dict) else None
+    if not isinstance(kept, dict):
+        return False
+    new = fl.row_to_json("conversations", row)
+    return all(
+        kept.get(name) == value
+        for name, value in new.items()
+        if name not in fl.VOLATILE_CONVERSATION
+    )
+
+
 def _json_row(path: Path, table: str) -> dict[str, Any]:
+    return _json_document(path, table)[0]
+
+
+def _json_document(path: Path, table: str) -> tuple[dict[str, Any], int]:
     try:
         document = orjson.loads(path.read_bytes())
-        return fl.row_from_json(table, document["row"])
+        return fl.row_from_json(table, document["row"]), int(document.get("txn", 0))
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
         raise StorageError(
             f"{path} is damaged: {exc}", hint="restore it from a backup, then open the vault"
@@ -875,12 +924,23 @@ def _json_row(path: Path, table: str) -> dict[str, Any]:
 def _log_rows(
     layout: fl.Layout, path: Path, table: str, report: RebuildReport, repair: bool = True
 ) -> list[dict[str, Any]]:
+    return _live_rows(layout, path, table, _read_log(layout, path, report, repair), report)
+
+
+def _read_log(layout: fl.Layout, path: Path, report: RebuildReport, repair: bool) -> fl.LogRead:
     read = fl.read_log(path)
     where = layout.relative(path)
     if read.torn and repair:
         set_aside(path, read.good_size, read.torn)
         report.set_aside.append(where)
     report.damaged.extend(f"{where}:{n}" for n in read.damaged)
+    return read
+
+
+def _live_rows(
+    layout: fl.Layout, path: Path, table: str, read: fl.LogRead, report: RebuildReport
+) -> list[dict[str, Any]]:
+    where = layout.relative(path)
     rows = []
     for value, _line in fl.fold(table, read.records).values():
         row = fl.row_from_json(table, value)
@@ -931,8 +991,7 @@ class FileStore(SqlStore):
             if not settle(self.layout, conn):
                 raise StorageError("the files and the index disagree; reopen the vault first")
             for path, table in _all_logs(self.layout):
-                live = fl.fold(table, fl.read_log(path).records)
-                fsutil.atomic_write(path, [line for _row, line in live.values()])
+                fsutil.atomic_write(path, fl.live_lines(table, fl.read_log(path).records))
         compact(self.layout.index)
 
     def check(self) -> list[Problem]:
