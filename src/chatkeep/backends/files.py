@@ -31,7 +31,7 @@ import itertools
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -92,11 +92,11 @@ def _capture_ddl() -> list[str]:
         wanted = (*_ROUTE_COLUMNS.get(name, ()), "user_id", *fl.KEYS[name])
         columns = dict.fromkeys(c for c in wanted if c in present)
         old = ", ".join(f"'{c}', OLD.{c}" for c in columns)
-        for event_name, op, ref in (("INSERT", "put", "NEW"), ("UPDATE", "put", "NEW")):
+        for event_name in ("INSERT", "UPDATE"):
             statements.append(
                 f"CREATE TEMP TRIGGER IF NOT EXISTS ck_{name}_{event_name.lower()} "  # noqa: S608
                 f"AFTER {event_name} ON main.{name} BEGIN "
-                f"INSERT INTO ck_changes (tbl, op, rid) VALUES ('{name}', '{op}', {ref}.rowid); END"
+                f"INSERT INTO ck_changes (tbl, op, rid) VALUES ('{name}', 'put', NEW.rowid); END"
             )
         statements.append(
             f"CREATE TEMP TRIGGER IF NOT EXISTS ck_{name}_delete AFTER DELETE ON main.{name} "  # noqa: S608
@@ -138,9 +138,6 @@ class _Plan:
     def append(self, path: Path, line: bytes) -> None:
         self.appends.setdefault(path, []).append(line)
 
-    def __bool__(self) -> bool:
-        return bool(self.appends or self.replaces or self.removes)
-
 
 class _Journal:
     """Steps 1 and 2 of the protocol for one transaction number, and their undoing."""
@@ -180,7 +177,7 @@ class _Journal:
         journal = self.layout.journal
         fsutil.ensure_dir(journal.parent)
         size = journal.stat().st_size if journal.exists() else 0
-        if alone or size > _JOURNAL_LIMIT or (size and _last_line(journal)[1] != size):
+        if alone or size > _JOURNAL_LIMIT or not _ends_a_line(journal, size):
             fsutil.atomic_write(journal, line)
         else:
             fsutil.append_durable(journal, line)
@@ -312,6 +309,15 @@ def _last_line(path: Path) -> tuple[bytes, int]:
             return data[begin : end + 1], start + end + 1
 
 
+def _ends_a_line(path: Path, size: int) -> bool:
+    """Whether the file of ``size`` bytes is empty or ends with a complete line."""
+    if size == 0:
+        return True
+    with path.open("rb") as handle:
+        handle.seek(size - 1)
+        return handle.read(1) == b"\n"
+
+
 def _complete_size(path: Path) -> int | None:
     """The size of a log up to its last complete line (None if there is no log). An
     unfinished last line is set aside first: a new line must not be glued to it."""
@@ -319,12 +325,8 @@ def _complete_size(path: Path) -> int | None:
         size = path.stat().st_size
     except FileNotFoundError:
         return None
-    if size == 0:
-        return 0
-    with path.open("rb") as handle:
-        handle.seek(size - 1)
-        if handle.read(1) == b"\n":
-            return size
+    if _ends_a_line(path, size):
+        return size
     data = path.read_bytes()
     complete = data.rfind(b"\n") + 1
     set_aside(path, complete, data[complete:])
@@ -511,7 +513,7 @@ class _Planner:
         self.txn = txn
         self.changes = changes
         self.plan_ = _Plan()
-        self.derived = _Derived(layout, txn)
+        self.derived = _Derived(layout)
         self.gone_users = {row["id"] for row in changes.dels.get("users", ())}
         self.gone_dirs: set[Path] = set()
         self._routes: dict[str, tuple[str, str, str]] = {}
@@ -565,7 +567,7 @@ class _Planner:
                 self.plan_.replaces[path / "session_meta.json"] = fl.json_file(
                     self.txn, row, "conversations"
                 )
-            self.derived.touched[row["id"]] = (row["user_id"], row["runtime_id"], row["origin"])
+            self.derived.touched.add(row["id"])
         for row in self.changes.dels.get("conversations", ()):
             if not self._live(row["user_id"]):
                 continue
@@ -629,11 +631,8 @@ class _Planner:
     def _rewrite(self, path: Path, table: str, gone: list[dict[str, Any]]) -> None:
         """Deleted rows leave the log for real: it is written anew without them (and
         with this transaction's new lines)."""
-        records = fl.read_log(path).records
         keys = {fl.key_of(table, row) for row in gone}
-        live = fl.fold(table, records)
-        lines = [line for key, (_row, line) in live.items() if key not in keys]
-        lines.extend(fl.live_lines(table, records)[len(live) :])  # a tagged row, if any
+        lines = fl.live_lines(table, fl.read_log(path).records, without=keys)
         lines.extend(self.plan_.appends.pop(path, []))
         self.plan_.replaces[path] = b"".join(lines)
 
@@ -643,17 +642,16 @@ class _Derived:
     """Files made from the index (they could be rebuilt), written through the journal
     like the rest so that they never show a write the index did not commit."""
 
-    def __init__(self, layout: fl.Layout, txn: int) -> None:
+    def __init__(self, layout: fl.Layout) -> None:
         self.layout = layout
-        self.txn = txn
         self.listed: set[str] = set()
-        self.touched: dict[str, tuple[str, str, str]] = {}
+        self.touched: set[str] = set()  # conversations whose row changed
         self.messages: dict[str, list[dict[str, Any]]] = {}
 
     def add_to(self, plan: _Plan, conn: sqlite3.Connection) -> None:
         for user in sorted(self.listed):
             plan.replaces[self.layout.session_index(user)] = session_index(self.layout, conn, user)
-        for conversation_id in sorted(set(self.touched) | set(self.messages)):
+        for conversation_id in sorted(self.touched | set(self.messages)):
             home = _home_of(conn, conversation_id)
             if home is None:
                 continue
@@ -782,6 +780,8 @@ def _active_branch(conn: sqlite3.Connection, conversation: dict[str, Any]) -> li
 class RebuildReport:
     rows: dict[str, int] = field(default_factory=dict)
     set_aside: list[str] = field(default_factory=list)  # torn last lines moved aside
+    torn: list[str] = field(default_factory=list)  # torn last lines left (not repairing)
+    set_aside_before: list[str] = field(default_factory=list)  # logs with a .torn beside
     damaged: list[str] = field(default_factory=list)  # bad lines skipped
     mismatched: list[str] = field(default_factory=list)  # content that fails its hash
 
@@ -933,6 +933,10 @@ def _read_log(layout: fl.Layout, path: Path, report: RebuildReport, repair: bool
     if read.torn and repair:
         set_aside(path, read.good_size, read.torn)
         report.set_aside.append(where)
+    elif read.torn:
+        report.torn.append(where)
+    if path.with_name(path.name + ".torn").exists():
+        report.set_aside_before.append(where)
     report.damaged.extend(f"{where}:{n}" for n in read.damaged)
     return read
 
@@ -995,26 +999,21 @@ class FileStore(SqlStore):
         compact(self.layout.index)
 
     def check(self) -> list[Problem]:
-        problems = super().check()
-        problems.extend(_file_problems(self.layout))
-        problems.extend(self._index_problems())
-        return problems
+        return super().check() + self._file_problems()
 
-    def _index_problems(self) -> list[Problem]:
-        """Whether the index holds exactly what the files hold: per table, the number of
-        rows and an order-free sum of their hashes, from both sides."""
+    def _file_problems(self) -> list[Problem]:
+        """Every log read once: its damaged or unfinished lines, and whether the index
+        holds exactly what the files hold (per table, the number of rows and an
+        order-free sum of their hashes, from both sides)."""
         from_files: dict[str, tuple[int, int]] = {}
         report = RebuildReport()
         for table, rows in _rows_from_files(self.layout, report, repair=False):
             count, total = from_files.get(table, (0, 0))
-            from_files[table] = (count + len(rows), (total + _rows_hash(rows)) % _MODULUS)
-        problems = [
-            Problem("files", f"{where}: the content does not match its sha256")
-            for where in report.mismatched
-        ]
+            more, added = _rows_hash(rows)
+            from_files[table] = (count + more, (total + added) % _MODULUS)
+        problems = _log_problems(report)
         for table in fl.TABLES:
-            rows = list(self.dump_table(table))
-            indexed = (len(rows), _rows_hash(rows))
+            indexed = _rows_hash(self.dump_table(table))
             if from_files.get(table, (0, 0)) != indexed:
                 problems.append(
                     Problem(
@@ -1039,13 +1038,36 @@ class FileStore(SqlStore):
 _MODULUS = 1 << 256
 
 
-def _rows_hash(rows: list[dict[str, Any]]) -> int:
-    """A sum of the rows' sha256 (mod 2**256): the same for the same rows in any order."""
-    total = 0
+def _rows_hash(rows: Iterable[dict[str, Any]]) -> tuple[int, int]:
+    """How many rows, and a sum of their sha256 (mod 2**256): the same for the same rows
+    in any order."""
+    count = total = 0
     for row in rows:
         plain = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in row.items()}
         total += int.from_bytes(hashlib.sha256(canonical_json(plain)).digest(), "big")
-    return total % _MODULUS
+        count += 1
+    return count, total % _MODULUS
+
+
+def _log_problems(report: RebuildReport) -> list[Problem]:
+    problems = [Problem("files", f"{where}: its last line is unfinished") for where in report.torn]
+    problems += [
+        Problem(
+            "files",
+            f"{where}.torn holds an unfinished line set aside after a crash; "
+            "look at it, then delete it",
+            severity="warning",
+        )
+        for where in report.set_aside_before
+    ]
+    problems += [
+        Problem("files", f"{where}: the line fails its checksum") for where in report.damaged
+    ]
+    problems += [
+        Problem("files", f"{where}: the content does not match its sha256")
+        for where in report.mismatched
+    ]
+    return problems
 
 
 def _all_logs(layout: fl.Layout) -> Iterator[tuple[Path, str]]:
@@ -1057,27 +1079,6 @@ def _all_logs(layout: fl.Layout) -> Iterator[tuple[Path, str]]:
             path = user_dir / "tables" / f"{name}.jsonl"
             if path.exists():
                 yield path, name
-
-
-def _file_problems(layout: fl.Layout) -> list[Problem]:
-    problems = []
-    for path, _table in _all_logs(layout):
-        read = fl.read_log(path)
-        where = layout.relative(path)
-        if read.torn:
-            problems.append(Problem("files", f"{where}: its last line is unfinished"))
-        if path.with_name(path.name + ".torn").exists():
-            problems.append(
-                Problem(
-                    "files",
-                    f"{where}.torn holds an unfinished line set aside after a crash; "
-                    "look at it, then delete it",
-                    severity="warning",
-                )
-            )
-        for number in read.damaged:
-            problems.append(Problem("files", f"{where}:{number}: the line fails its checksum"))
-    return problems
 
 
 def open_files_store(paths: VaultPaths) -> FileStore:

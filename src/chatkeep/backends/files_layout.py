@@ -29,7 +29,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import zlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -276,9 +276,15 @@ def latest_tagged(
     return None
 
 
-def live_lines(table: str, records: list[tuple[dict[str, Any], bytes]]) -> list[bytes]:
-    """What a compacted log keeps: its live rows, then the last tagged conversation row."""
-    lines = [line for _row, line in fold(table, records).values()]
+def live_lines(
+    table: str,
+    records: list[tuple[dict[str, Any], bytes]],
+    *,
+    without: Collection[tuple[Any, ...]] = (),
+) -> list[bytes]:
+    """What a compacted log keeps: its live rows (less the keys ``without``), then the
+    last tagged conversation row."""
+    lines = [line for key, (_row, line) in fold(table, records).items() if key not in without]
     tagged = latest_tagged("conversations", records) if table == "messages" else None
     if tagged is not None:
         lines.append(tagged[2])
