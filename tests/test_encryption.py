@@ -26,6 +26,7 @@ from chatkeep.errors import (
     Conflict,
     InvalidInput,
     KeyDestroyed,
+    KeyRequired,
     Locked,
     StorageError,
     WrongKey,
@@ -606,3 +607,40 @@ def test_an_export_of_some_conversations_carries_the_key(
         other.unlock("alice", passphrase=PASSPHRASE)
         assert _content(other.store.get_message("alice", message_id)) == _secret_message().parts
         assert other.store.read_attachment("alice", attachment_id).startswith(b"SECRETBLOB")
+
+
+def test_a_key_made_by_another_process_stops_a_stale_keyless_append(
+    vault: chatkeep.Vault,
+) -> None:
+    """Appends of a user last seen without a key skip the key lookup; the append's own
+    transaction then refuses a message in clear once another process has made a key,
+    and the encryption layer seals it and tries again: nothing lands in clear."""
+    store = vault.store
+    store.add_user("alice")
+    store.create_runtime("alice", "synth")
+    first = store.create_conversation("alice", "synth", title="before")
+    store.append_message("alice", first.id, chatkeep.user_message("said in clear"))
+    assert vault.keys.known_keyless("alice")
+    store.trash_conversation("alice", first.id)
+    store.delete_conversation("alice", first.id)  # no content left: a key may be made
+    with _reopen(vault) as other:
+        other.init_key("alice", passphrase=PASSPHRASE, kdf=FAST)
+    vault.unlock("alice", passphrase=PASSPHRASE)
+    assert vault.keys.known_keyless("alice")  # this process has not looked again yet
+    home = store.route("alice", "synth").id
+    sent = store.append_message("alice", home, chatkeep.user_message(MARKERS["text"]))
+    assert sent.text == MARKERS["text"]
+    assert not vault.keys.known_keyless("alice")
+    raw = store.inner.get_message("alice", sent.id)  # type: ignore[attr-defined]
+    assert [p.kind for p in raw.parts] == ["encrypted"]
+    assert store.get_message("alice", sent.id).text == MARKERS["text"]
+
+
+def test_the_store_refuses_a_message_in_clear_for_a_user_with_a_key(
+    vault: chatkeep.Vault,
+) -> None:
+    home = _encrypted_alice(vault)
+    inner = vault.store.inner  # type: ignore[attr-defined]
+    with pytest.raises(KeyRequired):
+        inner.append_message("alice", home, chatkeep.user_message("bypassing the layer"))
+    assert inner.list_messages("alice", home) == []

@@ -42,6 +42,7 @@ from chatkeep.errors import (
     Conflict,
     InvalidInput,
     KeyDestroyed,
+    KeyRequired,
     LimitExceeded,
     Locked,
     WrongKey,
@@ -49,6 +50,7 @@ from chatkeep.errors import (
 from chatkeep.importers.model import ParsedExport
 from chatkeep.importers.source import ExportSource
 from chatkeep.model import (
+    ENCRYPTED_PART,
     ApiToken,
     Attachment,
     Branch,
@@ -76,8 +78,6 @@ from chatkeep.store import DeleteReport, ImportFile, Store
 from chatkeep.timeutil import utcnow
 from chatkeep.validate import check_new_message, encode_json
 
-#: The part kind that holds a message's sealed parts.
-ENCRYPTED_PART: Final = "encrypted"
 #: How sealed JSON values (snapshot states, event data) are kept: ``{"encrypted": b64}``.
 _SEALED_VALUE_KEY: Final = "encrypted"
 #: How a sealed draft's text starts.
@@ -206,6 +206,9 @@ class KeyManager:
         self._store = store
         self._unlocked: dict[str, tuple[str, bytes]] = {}  # user -> (key id, data key)
         self._lock = threading.Lock()
+        # Users last seen without a key: their appends skip the lookup (the store itself
+        # refuses a message in clear once they have one; see EncryptedStore).
+        self._keyless: set[str] = set()
         #: Called for the secret of a locked user whose content is needed.
         self.provider: KeyProvider | None = None
 
@@ -231,6 +234,7 @@ class KeyManager:
                 "new user with a key (see the guide, 'Encryption at rest')",
             )
         key_id, dek = crypto.new_key_id(), crypto.new_data_key()
+        self.forget_keyless(user_id)
         self._store.add_user_key(user_id, _wrapped(user_id, key_id, dek, secret, kdf, utcnow()))
         self._remember(user_id, key_id, dek)
         return self.status(user_id)
@@ -290,10 +294,21 @@ class KeyManager:
         key. A locked user is unlocked through :attr:`provider`, else :class:`Locked`."""
         key = self._store.get_user_key(user_id)
         if key is None:
+            with self._lock:
+                self._keyless.add(user_id)
             return None
         if key.destroyed:
             raise _destroyed(user_id)
         return key.key_id, self._data_key(key)
+
+    def known_keyless(self, user_id: str) -> bool:
+        """Whether the user had no key when this process last looked."""
+        with self._lock:
+            return user_id in self._keyless
+
+    def forget_keyless(self, user_id: str) -> None:
+        with self._lock:
+            self._keyless.discard(user_id)
 
     def opening_key(self, user_id: str, key_id: str) -> bytes | None:
         """The data key that sealed content under ``key_id``; None if the user never had
@@ -625,7 +640,16 @@ class EncryptedStore:
     def append_messages(
         self, user_id: str, conversation_id: str, messages: Sequence[NewMessage]
     ) -> list[Message]:
-        sealer = self._sealer(user_id) if messages else None
+        if not messages:
+            return self.inner.append_messages(user_id, conversation_id, messages)
+        if self.keys.known_keyless(user_id):
+            # The hot path: no key lookup of its own. The append's transaction checks
+            # for a key and refuses a message in clear if another process made one.
+            try:
+                return self.inner.append_messages(user_id, conversation_id, messages)
+            except KeyRequired:
+                self.keys.forget_keyless(user_id)
+        sealer = self._sealer(user_id)
         if sealer is None:
             return self.inner.append_messages(user_id, conversation_id, messages)
         if len(messages) > limits.MAX_BATCH_MESSAGES:

@@ -11,6 +11,7 @@ The tree::
     │       └── ArchiveLimitExceeded   archive_limit       6   413
     ├── NotFound                       not_found           4   404
     ├── Conflict                       conflict            5   409
+    │   └── KeyRequired                key_required        5   409
     ├── Unauthorized                   unauthorized       10   401
     ├── UpstreamError                  upstream_failed    11   502
     ├── Locked                         locked             12   423
@@ -153,6 +154,13 @@ class UpstreamError(ChatkeepError):
     code = "upstream_failed"
     exit_code = 11
     http_status = 502
+
+
+class KeyRequired(Conflict):
+    """A message in clear for a user whose content is encrypted (their key was made
+    after this process last looked): the encryption layer seals it and tries again."""
+
+    code = "key_required"
 
 
 class Locked(ChatkeepError):

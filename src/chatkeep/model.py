@@ -33,6 +33,11 @@ KNOWN_PART_KINDS: Final[tuple[str, ...]] = (
 )
 
 
+#: The part kind that holds an encrypted user's message, sealed (see chatkeep.encryption):
+#: for such a user, the store takes no message in any other shape.
+ENCRYPTED_PART = "encrypted"
+
+
 def canonical_json(value: Any) -> bytes:
     """The one JSON encoding used for stored content and content hashes.
 

@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Dialect, bindparam, insert, select, update
+from sqlalchemy import Dialect, bindparam, exists, insert, select, update
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
 from chatkeep import limits
 from chatkeep.backends import schema as t
-from chatkeep.errors import Conflict, InvalidInput, LimitExceeded, NotFound
+from chatkeep.errors import Conflict, InvalidInput, KeyRequired, LimitExceeded, NotFound
 from chatkeep.ids import new_id
-from chatkeep.model import Attachment, Message, Part, canonical_json
+from chatkeep.model import ENCRYPTED_PART, Attachment, Message, Part, canonical_json
 from chatkeep.timeutil import from_text, to_text, utcnow
 from chatkeep.validate import CheckedMessage, decode_json
 
@@ -82,6 +82,9 @@ class AppendStatements:
                 c.c.total_tokens,
                 c.c.total_cost,
                 c.c.active_leaf_id,
+                # Checked in the append's own transaction: a key made by another process
+                # a moment ago still stops a message in clear.
+                exists().where(t.user_keys.c.user_id == bindparam("user_id")).label("encrypted"),
             ).where(c.c.id == bindparam("conversation_id"), c.c.user_id == bindparam("user_id")),
             dialect,
         )
@@ -121,6 +124,7 @@ class _Tip:
     total_tokens: int
     total_cost: float
     active_leaf_id: str | None
+    encrypted: bool  # the user has a key: only sealed messages go in
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,13 +182,13 @@ class Appender:
             if self._run(cursor, self._sql.user, user_id=user_id).fetchone() is None:
                 raise NotFound(f"no user {user_id!r}")
             raise NotFound(f"no conversation {conversation_id}")
-        state, message_count, total_tokens, total_cost, active_leaf_id = row
+        state, message_count, total_tokens, total_cost, active_leaf_id, encrypted = row
         if state == "trashed":
             raise Conflict(
                 f"conversation {conversation_id} is in the trash",
                 hint="restore it before adding messages",
             )
-        return _Tip(message_count, total_tokens, total_cost, active_leaf_id)
+        return _Tip(message_count, total_tokens, total_cost, active_leaf_id, bool(encrypted))
 
     def _parent(
         self, cursor: Any, user_id: str, conversation_id: str, item: CheckedMessage, tip: _Tip
@@ -216,6 +220,11 @@ class Appender:
         now: str,
     ) -> Message:
         new = item.new
+        if tip.encrypted and not (len(new.parts) == 1 and new.parts[0].kind == ENCRYPTED_PART):
+            raise KeyRequired(
+                f"the content of user {user_id} is encrypted: this message is in clear",
+                hint="append through the vault (vault.store), which seals it",
+            )
         parent_id = self._parent(cursor, user_id, conversation_id, item, tip)
         message_id = new_id("message")
         created = to_text(new.created_at) if new.created_at else now
