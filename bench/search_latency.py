@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/search_latency.py                # 1,000,000 messages
     .venv/bin/python bench/search_latency.py --messages 100000 --quick
+    .venv/bin/python bench/search_latency.py --vault DIR   # loads once; later runs reuse it
 
 The vault gets N messages of Zipf-distributed words (20,000-word vocabulary) in
 conversations of 100 messages across 4 runtimes, loaded with ``append_messages`` (the
@@ -87,6 +88,12 @@ def load(store: chatkeep.Store, messages: int, rng: random.Random) -> None:
     )
 
 
+def loaded(database: Path) -> int:
+    """How many messages an earlier run left in a kept vault (0: none)."""
+    with sqlite3.connect(database) as db:
+        return int(db.execute("SELECT count(*) FROM messages").fetchone()[0])
+
+
 def percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -113,13 +120,22 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="50 runs per query kind")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--vault",
+        type=Path,
+        help="keep the loaded vault here and reuse it when it holds --messages already",
+    )
     args = parser.parse_args()
     runs = 50 if args.quick else args.runs
     rng = random.Random(7)
     results = {}
     with tempfile.TemporaryDirectory(prefix="chatkeep-bench-") as scratch:
-        vault = chatkeep.open(home=Path(scratch), create=True)
-        load(vault.store, args.messages, rng)
+        vault = chatkeep.open(home=args.vault or Path(scratch), create=True)
+        if loaded(vault.paths.database) != args.messages:
+            if loaded(vault.paths.database):
+                sys.exit(f"{args.vault} holds another number of messages: use a new folder")
+            load(vault.store, args.messages, rng)
+        rng = random.Random(8)  # the queries are the same whether loaded now or before
         bare_db = sqlite3.connect(vault.paths.database)
         mid = [word(r) for r in range(200, 2_000)]
         kinds = {

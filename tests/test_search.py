@@ -384,3 +384,43 @@ def test_recall_fills_a_budget_with_the_most_relevant_messages(
     assert all("canary" not in item.text for item in recall(store, "alice", "sqlite canary"))
     with pytest.raises(InvalidInput):
         recall(store, "alice", "x", budget_chars=10, budget_tokens=10)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(alphabet=st.sampled_from(list("abAZ09 _-.,\n\t'\"*")), max_size=80),
+    st.integers(0, 40),
+    st.integers(0, 40),
+)
+def test_ascii_words_are_the_words_the_general_tokenizer_finds(text: str, a: int, b: int) -> None:
+    """Snippets split ASCII text by a fast path; it must find the same words, at the
+    same places, as the regular expression every other text goes through."""
+    from chatkeep.search import _ascii_words, _unicode_words
+
+    fast, general = _ascii_words(text), _unicode_words(text)
+    assert fast.folded == general.folded
+    start, end = sorted((min(a, len(fast.folded)), min(b, len(fast.folded))))
+    if start < end:
+        assert fast.bounds(start, end) == general.bounds(start, end)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(1, 4)), max_size=30))
+def test_the_snippet_window_holds_the_most_matches(raw: list[tuple[int, int]]) -> None:
+    """The window chosen by bisection is the one that a plain count over every span
+    picks: the first of those holding the most whole matches."""
+    from chatkeep.search import SNIPPET_WORDS, _best_window
+
+    spans = sorted({(first, first + size) for first, size in raw})
+    count = max((end for _, end in spans), default=0) + 3
+
+    def by_counting() -> int:
+        best_start, best_score = 0, -1
+        for first, _ in spans:
+            start = max(0, min(first - 2, count - SNIPPET_WORDS))
+            score = sum(1 for a, b in spans if a >= start and b <= start + SNIPPET_WORDS)
+            if score > best_score:
+                best_start, best_score = start, score
+        return best_start
+
+    assert _best_window(count, spans) == by_counting()

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import islice
+from functools import lru_cache
+from itertools import accumulate, compress, islice
 from typing import Final
 
 from chatkeep.errors import InvalidInput
@@ -216,14 +219,14 @@ def make_snippet(text: str, query: SearchQuery) -> tuple[str, tuple[tuple[int, i
     phrases as (start, end) spans: the same for every backend, made in Python so that no
     engine runs the query a second time just to cut text."""
     scanned = text[:SNIPPET_SCAN_CHARS]
-    folded = _folded(scanned)
+    words = _ascii_words(scanned) if scanned.isascii() else _unicode_words(scanned)
+    folded = words.folded
     if not folded:
         return scanned[: SNIPPET_WORDS * 8], ()
-    spans = _matches(folded, query)
+    spans = _matcher(query).spans(folded)
     start = _best_window(len(folded), spans[:200])
     end = min(len(folded), start + SNIPPET_WORDS)
-    # Positions only of the words shown: the same words, in the same order, as folded.
-    bounds = [m.span() for m in islice(_WORD_RE.finditer(scanned), start, end)]
+    bounds = words.bounds(start, end)
     first, last = bounds[0][0], bounds[-1][1]
     lead = "…" if start > 0 else ""
     tail = "…" if end < len(folded) or len(scanned) < len(text) else ""
@@ -236,48 +239,121 @@ def make_snippet(text: str, query: SearchQuery) -> tuple[str, tuple[tuple[int, i
     return lead + scanned[first:last] + tail, highlights
 
 
-def _matches(folded: list[str], query: SearchQuery) -> list[tuple[int, int]]:
-    """(first word, past last word) of every occurrence of a required term, in order."""
-    found: set[tuple[int, int]] = set()
+@dataclass(frozen=True, slots=True)
+class _Words:
+    """A text's folded words, and where words ``[a, b)`` sit in it as (start, end)."""
+
+    folded: list[str]
+    bounds: Callable[[int, int], list[tuple[int, int]]]
+
+
+#: ASCII letters and digits lower-cased, every other ASCII character a space: the words
+#: of ASCII text (as :data:`_WORD_RE` finds them) are then what ``split`` finds.
+_ASCII_FOLD: Final = str.maketrans(
+    {code: chr(code).lower() if chr(code).isalnum() else " " for code in range(128)}
+)
+
+
+def _ascii_words(text: str) -> _Words:
+    """The words of ASCII ``text`` by translate and split, with no regular expression or
+    Python loop per word (a page of hits cuts twenty snippets): splitting on single
+    spaces keeps one piece per gap, so a piece's offset is the sum of the lengths (and
+    spaces) before it."""
+    pieces = text.translate(_ASCII_FOLD).split(" ")
+    where = list(compress(range(len(pieces)), pieces))  # the pieces that are words
+    folded = list(compress(pieces, pieces))
+
+    def bounds(a: int, b: int) -> list[tuple[int, int]]:
+        offsets = [0, *accumulate(map((1).__add__, map(len, pieces[: where[b - 1]])))]
+        return [(offsets[i], offsets[i] + len(pieces[i])) for i in where[a:b]]
+
+    return _Words(folded, bounds)
+
+
+def _unicode_words(text: str) -> _Words:
+    """The words of any text, folded (accents off, which may change their length)."""
+
+    def bounds(a: int, b: int) -> list[tuple[int, int]]:
+        return [m.span() for m in islice(_WORD_RE.finditer(text), a, b)]
+
+    return _Words([fold(word) for word in _WORD_RE.findall(text)], bounds)
+
+
+@dataclass(frozen=True, slots=True)
+class _Matcher:
+    """A query's required terms, folded once: whole words (a set), prefixes (a tuple,
+    as ``str.startswith`` takes) and phrases (word lists, the last word maybe a prefix).
+    A page of hits cuts twenty snippets for the same query."""
+
+    words: frozenset[str]
+    prefixes: tuple[str, ...]
+    phrases: tuple[tuple[tuple[str, ...], bool], ...]
+
+    def spans(self, folded: list[str]) -> list[tuple[int, int]]:
+        """(first word, past last word) of every occurrence of a term, in order."""
+        found: set[tuple[int, int]] = set()
+        # One comparison per word, in C-speed list comprehensions.
+        if self.words:
+            words = self.words
+            found.update((i, i + 1) for i, w in enumerate(folded) if w in words)
+        if self.prefixes:
+            prefixes = self.prefixes
+            found.update((i, i + 1) for i, w in enumerate(folded) if w.startswith(prefixes))
+        for wanted, prefix in self.phrases:
+            found.update(_phrase_spans(folded, wanted, prefix))
+        return sorted(found)
+
+
+def _phrase_spans(
+    folded: list[str], wanted: tuple[str, ...], prefix: bool
+) -> list[tuple[int, int]]:
+    """Where the phrase ``wanted`` starts: candidates by its first word, then the rest
+    checked there."""
+    size, first, last = len(wanted), wanted[0], wanted[-1]
+    head = list(wanted[:-1])
+    ends = len(folded) - size + 1
+    return [
+        (i, i + size)
+        for i, w in enumerate(folded[:ends])
+        if w == first
+        and folded[i : i + size - 1] == head
+        and (folded[i + size - 1].startswith(last) if prefix else folded[i + size - 1] == last)
+    ]
+
+
+@lru_cache(maxsize=64)
+def _matcher(query: SearchQuery) -> _Matcher:
+    words: set[str] = set()
+    prefixes: list[str] = []
+    phrases: list[tuple[tuple[str, ...], bool]] = []
     for group in query.required:
         for term in group:
-            wanted = _folded(term.text)
-            if not wanted:
-                continue
-            size, first, last = len(wanted), wanted[0], wanted[-1]
-            # Candidates by the first word (one comparison per word, in C-speed list
-            # comprehensions), then the rest of the phrase checked where it starts.
-            if size == 1:
-                if term.prefix:
-                    starts = [i for i, w in enumerate(folded) if w.startswith(last)]
-                else:
-                    starts = [i for i, w in enumerate(folded) if w == last]
-            else:
-                head = wanted[:-1]
-                ends = len(folded) - size + 1
-                starts = [
-                    i
-                    for i, w in enumerate(folded[:ends])
-                    if w == first
-                    and folded[i : i + size - 1] == head
-                    and (
-                        folded[i + size - 1].startswith(last)
-                        if term.prefix
-                        else folded[i + size - 1] == last
-                    )
-                ]
-            found.update((i, i + size) for i in starts)
-    return sorted(found)
+            wanted = tuple(_folded(term.text))
+            if len(wanted) > 1:
+                phrases.append((wanted, term.prefix))
+            elif wanted and term.prefix:
+                prefixes.append(wanted[0])
+            elif wanted:
+                words.add(wanted[0])
+    return _Matcher(frozenset(words), tuple(prefixes), tuple(phrases))
 
 
 def _best_window(count: int, spans: list[tuple[int, int]]) -> int:
-    """The first word of the window of SNIPPET_WORDS holding the most matches."""
+    """The first word of the window of SNIPPET_WORDS holding the most matches: for the
+    window opening just before each match, the matches that start in it (by bisection
+    of the sorted starts) less any phrase that runs past its end."""
     if not spans:
         return 0
+    firsts = [first for first, _ in spans]
+    phrases = any(end - first > 1 for first, end in spans)
     best_start, best_score = 0, -1
-    for first, _ in spans:
+    for first in firsts:
         start = max(0, min(first - 2, count - SNIPPET_WORDS))
-        score = sum(1 for a, b in spans if a >= start and b <= start + SNIPPET_WORDS)
+        limit = start + SNIPPET_WORDS
+        low, high = bisect_left(firsts, start), bisect_left(firsts, limit)
+        score = high - low
+        if phrases:
+            score -= sum(1 for _, end in spans[low:high] if end > limit)
         if score > best_score:
             best_start, best_score = start, score
     return best_start

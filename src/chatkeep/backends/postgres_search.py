@@ -60,13 +60,13 @@ class PostgresSearch(SearchEngine):
         *,
         limit: int,
         offset: int,
-    ) -> list[SearchHit]:
+    ) -> tuple[list[SearchHit], bool]:
         if query.empty:
-            return []
+            return [], False
         params: dict[str, Any] = {
             "user": user_id,
             "weight": TITLE_WEIGHT,
-            "limit": limit,
+            "limit": limit + 1,  # one more tells whether another page follows
             "offset": offset,
         }
         expression = tsquery_sql(query, params)
@@ -74,7 +74,7 @@ class PostgresSearch(SearchEngine):
         page = conn.execute(
             text(self._ranking_sql(expression, on_conversation, on_message)), params
         ).all()
-        return self.page_hits(conn, user_id, query, page)
+        return self.page_hits(conn, user_id, query, page[:limit]), len(page) > limit
 
     @staticmethod
     def _ranking_sql(expression: str, on_conversation: list[str], on_message: list[str]) -> str:

@@ -81,7 +81,8 @@ class SearchEngine:
         *,
         limit: int,
         offset: int,
-    ) -> list[SearchHit]:
+    ) -> tuple[list[SearchHit], bool]:
+        """The page of hits at ``offset``, and whether another page follows."""
         raise NotImplementedError
 
     def rebuild(self, conn: Connection) -> int:
@@ -99,15 +100,22 @@ class SearchEngine:
         query: SearchQuery,
         page: Sequence[Any],
         known: dict[int, Any] | None = None,
+        known_titles: dict[str, Any] | None = None,
     ) -> list[SearchHit]:
         """Hits for a ranked page of (pk or None for a title match, conversation_id,
         score): details in one query each (of messages not already ``known``, as rows of
-        :meth:`vector_details`), snippets cut in Python (no second MATCH)."""
+        :meth:`vector_details`; of conversations not in ``known_titles``, with their
+        title and runtime), snippets cut in Python (no second MATCH)."""
         messages = dict(known or {})
         pks = [row.pk for row in page if row.pk is not None and row.pk not in messages]
-        messages.update((row.pk, row) for row in self.vector_details(conn, user_id, pks))
-        titled = [row.conversation_id for row in page if row.pk is None]
-        titles: dict[str, Any] = {}
+        if pks:
+            messages.update((row.pk, row) for row in self.vector_details(conn, user_id, pks))
+        titles = dict(known_titles or {})
+        titled = [
+            row.conversation_id
+            for row in page
+            if row.pk is None and row.conversation_id not in titles
+        ]
         if titled:
             sql = text(
                 "SELECT id AS conversation_id, title, runtime_id FROM conversations"

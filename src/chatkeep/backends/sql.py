@@ -1328,17 +1328,12 @@ class SqlStore(LifecycleTables):
             check_id("conversation", chosen.conversation_id)
         parsed = parse_query(query)
         with self._read() as conn:
-            self._require_user(conn, user_id)
-            hits = self._search.search(
-                conn, user_id, parsed, chosen, limit=limit + 1, offset=offset
+            hits, more = self._search.search(
+                conn, user_id, parsed, chosen, limit=limit, offset=offset
             )
-        return SearchPage(
-            hits=tuple(hits[:limit]),
-            limit=limit,
-            offset=offset,
-            has_more=len(hits) > limit,
-            query=parsed,
-        )
+            if not hits:  # a hit is the user's own row, so the user exists: no lookup
+                self._require_user(conn, user_id)
+        return SearchPage(hits=tuple(hits), limit=limit, offset=offset, has_more=more, query=parsed)
 
     def messages_to_embed(self, embedder: str, *, limit: int) -> list[tuple[int, str, str]]:
         """(message pk, owner, text) of messages with no vector from ``embedder`` yet."""

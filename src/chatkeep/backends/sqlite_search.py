@@ -9,11 +9,15 @@ messages does appears once, as a title match.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sqlite3
+from collections import namedtuple
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
 from chatkeep.backends.search_base import TITLE_WEIGHT, SearchEngine, conditions
 from chatkeep.search import SearchFilters, SearchHit, SearchQuery, Term
@@ -28,18 +32,10 @@ _MAX_TITLES: Final = 4_000
 
 
 _TITLES_SQL: Final = (
-    "SELECT c.id AS conversation_id, bm25(conversations_fts) AS rank"
+    "SELECT c.id AS conversation_id, bm25(conversations_fts) AS rank,"
+    " c.title AS title, c.runtime_id AS runtime_id"
     " FROM conversations_fts JOIN conversations c ON c.id = conversations_fts.conversation_id"
     " WHERE conversations_fts MATCH :q AND c.user_id = :user AND "
-)
-# The unary + keeps SQLite from handing the key list to FTS5 as one lookup per key
-# (each re-running the MATCH): FTS5 walks the matches once, each checked against the
-# set, and no bm25 is computed. Conversations (of title matches) with a matching message.
-_TITLED_WITH_MESSAGES_SQL: Final = (
-    "SELECT DISTINCT m.conversation_id AS conversation_id FROM messages m"
-    " WHERE m.user_id = :user AND m.pk IN (SELECT rowid FROM messages_fts"
-    " WHERE messages_fts MATCH :q AND +rowid IN (SELECT pk FROM messages"
-    " WHERE conversation_id IN (:titled)))"
 )
 _ALLOWED_SQL: Final = (
     "SELECT m.pk AS pk, c.id AS conversation_id"
@@ -76,6 +72,44 @@ class _Ranked:
         object.__setattr__(self, "pk", pk)
 
 
+def _title_only(
+    titles: dict[str, Any], passing: Iterable[Any], weight: float, worst: float | None
+) -> list[_Ranked]:
+    """Title hits of the matching ``titles`` none of whose messages match, from the
+    ranked candidates alone. A message matching in a titled conversation scores better
+    than its title alone (bm25 is negative), so when the title alone beats the
+    ``worst`` candidate, such a message would be a candidate: a title with none among
+    the candidates has none at all. Titles scoring no better than ``worst`` are left
+    out; the caller's exactness check keeps them off the page. ``worst`` None: every
+    match is a candidate."""
+    with_messages = {row.conversation_id for row in passing}
+    return [
+        _Ranked(None, cid, weight * row.rank)
+        for cid, row in titles.items()
+        if cid not in with_messages and (worst is None or weight * row.rank < worst)
+    ]
+
+
+def _fetch(conn: Connection, sql: str, params: dict[str, Any]) -> list[Any]:
+    """The rows of ``sql`` (``:name`` placeholders), run on the driver's own connection
+    inside the caller's transaction, as named tuples: a search runs two or three small
+    statements, and SQLAlchemy's compile and result layers cost more than they do."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        rows = cursor.execute(sql, params).fetchall()
+        shape = _row_shape(tuple(column[0] for column in cursor.description))
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
+    finally:
+        cursor.close()
+    return [shape._make(row) for row in rows]
+
+
+@lru_cache(maxsize=64)
+def _row_shape(columns: tuple[str, ...]) -> Any:
+    return namedtuple("Row", columns)  # columns known only at run time
+
+
 def _term(term: Term) -> str:
     quoted = '"' + term.text.replace('"', '""') + '"'
     return quoted + "*" if term.prefix else quoted
@@ -107,25 +141,26 @@ class SqliteSearch(SearchEngine):
         *,
         limit: int,
         offset: int,
-    ) -> list[SearchHit]:
+    ) -> tuple[list[SearchHit], bool]:
         if query.empty:
-            return []
+            return [], False
         params: dict[str, Any] = {
             "q": fts5_expression(query),
             "user": user_id,
             "weight": TITLE_WEIGHT,
-            "limit": limit,
+            "limit": limit + 1,  # one more tells whether another page follows
             "offset": offset,
         }
         on_conversation, on_message = conditions(filters, params)
-        known: dict[int, Any] = {}
-        best = self._best_candidates(
-            conn, params, on_conversation, on_message, offset + limit, known
-        )
+        wanted = offset + limit + 1
+        best = self._best_candidates(conn, params, on_conversation, on_message, wanted)
         if best is not None:
-            return self.page_hits(conn, user_id, query, best[offset : offset + limit], known)
-        exact = conn.execute(text(self._ranking_sql(on_conversation, on_message)), params).all()
-        return self.page_hits(conn, user_id, query, exact)
+            ranked, known, titles = best
+            page = ranked[offset : offset + limit]
+            hits = self.page_hits(conn, user_id, query, page, known, titles)
+            return hits, len(ranked) > offset + limit
+        exact = _fetch(conn, self._ranking_sql(on_conversation, on_message), params)
+        return self.page_hits(conn, user_id, query, exact[:limit]), len(exact) > limit
 
     @staticmethod
     def _ranking_sql(on_conversation: list[str], on_message: list[str]) -> str:
@@ -167,18 +202,11 @@ class SqliteSearch(SearchEngine):
 
     def _titles(
         self, conn: Connection, params: dict[str, Any], on_conversation: list[str]
-    ) -> dict[str, float]:
-        """bm25 of the user's matching titles that the filters allow, by conversation."""
+    ) -> dict[str, Any]:
+        """The user's conversations whose title matches and which the filters allow, with
+        the title's bm25 (``rank``), title and runtime, by id."""
         sql = _TITLES_SQL + " AND ".join(on_conversation)
-        return {row.conversation_id: row.rank for row in conn.exec_driver_sql(sql, params)}
-
-    def _titled_with_messages(
-        self, conn: Connection, params: dict[str, Any], titled: list[str]
-    ) -> set[str]:
-        """Which of the ``titled`` conversations hold a message that matches."""
-        values: dict[str, Any] = {"q": params["q"], "user": params["user"]}
-        sql = _TITLED_WITH_MESSAGES_SQL.replace(":titled", _placeholders("c", titled, values))
-        return {row.conversation_id for row in conn.exec_driver_sql(sql, values)}
+        return {row.conversation_id: row for row in _fetch(conn, sql, params)}
 
     def _allowed(
         self,
@@ -197,7 +225,7 @@ class SqliteSearch(SearchEngine):
             placeholders = _placeholders("k", keys[start : start + _IN_CHUNK], values)
             sql = _ALLOWED_SQL.replace(":pks", placeholders) + where
             allowed.update(
-                (row.pk, row.conversation_id) for row in conn.exec_driver_sql(sql, values)
+                (row.pk, row.conversation_id) for row in _fetch(conn, sql, values)
             )
         return allowed
 
@@ -207,7 +235,7 @@ class SqliteSearch(SearchEngine):
             return []
         values: dict[str, Any] = {"user": user_id}
         sql = _DETAILS_SQL.replace(":pks", _placeholders("k", pks, values))
-        return list(conn.exec_driver_sql(sql, values).all())
+        return _fetch(conn, sql, values)
 
     def _best_candidates(
         self,
@@ -216,8 +244,7 @@ class SqliteSearch(SearchEngine):
         on_conversation: list[str],
         on_message: list[str],
         wanted: int,
-        known: dict[int, Any],
-    ) -> list[_Ranked] | None:
+    ) -> tuple[list[_Ranked], dict[int, Any], dict[str, Any]] | None:
         """The best ``wanted`` hits, exactly as the full query ranks them, without ranking
         every match with joins: FTS5 ranks its best K messages (as fast as a bare MATCH),
         the user and the filters are checked on those K alone, and K grows only when too
@@ -227,19 +254,38 @@ class SqliteSearch(SearchEngine):
         other match beyond the K-th scores no better than it. None: too many fail (or
         too many titles match); run the full query.
         The details of the candidates that pass (as :meth:`vector_details` gives them)
-        come with them, into ``known``: no second query for the page."""
-        weight = float(params["weight"])
+        and of the matching titles come with them: no second query for the page."""
         titles = self._titles(conn, params, on_conversation)
         if len(titles) > _MAX_TITLES:
             return None  # too many bound values for one statement: the full query
-        title_only: list[_Ranked] = []
-        if titles and not on_message:
-            with_messages = self._titled_with_messages(conn, params, list(titles))
-            title_only = [
-                _Ranked(None, cid, weight * rank)
-                for cid, rank in titles.items()
-                if cid not in with_messages
-            ]
+        sql, values = self._candidates_sql(params, on_conversation, on_message, titles)
+        # Most candidates pass when nothing but the user filters (one user, few in the
+        # trash): a few spare; with message filters far fewer pass, so rank more at once.
+        size = max(_FIRST_CANDIDATES, wanted * 16 if on_message else wanted + wanted // 2 + 8)
+        while size <= _MAX_CANDIDATES:
+            rows = _fetch(conn, sql, {**values, "k": size})
+            everything = len(rows) < size  # every match was ranked
+            known = {row.pk: row for row in rows if row.conversation_id is not None}
+            kept = [_Ranked(row.pk, row.conversation_id, row.score) for row in known.values()]
+            if titles and not on_message:  # (a title match has no message to filter)
+                worst = None if everything else rows[-1].score
+                kept += _title_only(titles, known.values(), float(params["weight"]), worst)
+            kept.sort()
+            if everything or (len(kept) >= wanted and kept[wanted - 1].score < rows[-1].score):
+                return kept, known, titles
+            size *= 4
+        return None
+
+    @staticmethod
+    def _candidates_sql(
+        params: dict[str, Any],
+        on_conversation: list[str],
+        on_message: list[str],
+        titles: dict[str, Any],
+    ) -> tuple[str, dict[str, Any]]:
+        """One statement: FTS5's best K (``:k``) by the full query's score, each with its
+        details when the user owns it and the filters allow it (NULL conversation: not
+        the user's, or filtered out); and its bound values."""
         values = dict(params)
         score = "bm25(messages_fts)"
         boost = ""
@@ -248,8 +294,8 @@ class SqliteSearch(SearchEngine):
             # and the filters allow) gets the title's weighted bm25 added, in the same
             # scan: every match is ranked by the full query's score at once.
             pairs = ", ".join(f"(:t{n}, :r{n})" for n in range(len(titles)))
-            for n, (cid, rank) in enumerate(titles.items()):
-                values[f"t{n}"], values[f"r{n}"] = cid, rank
+            for n, row in enumerate(titles.values()):
+                values[f"t{n}"], values[f"r{n}"] = row.conversation_id, row.rank
             boost = (
                 f"titles(cid, rank) AS (VALUES {pairs}),"  # noqa: S608 - placeholders only
                 " titled AS MATERIALIZED (SELECT m.pk AS pk, titles.rank AS rank"
@@ -263,9 +309,7 @@ class SqliteSearch(SearchEngine):
         # Conditions on the message alone are checked before its conversation is read.
         on_row = "".join(f" AND {f}" for f in on_message if "c." not in f)
         where = " AND ".join(on_conversation + [f for f in on_message if "c." in f])
-        # One statement: FTS5's best K, each with its details when the user owns it and
-        # the filters allow it (NULL conversation: not the user's, or filtered out). The
-        # LEFT JOINs keep the candidates as the outer loop: one lookup by key each.
+        # The LEFT JOINs keep the candidates as the outer loop: one lookup by key each.
         # bm25() ranks as the "rank" column does, a third faster here.
         sql = (
             f"WITH {boost} candidates AS MATERIALIZED (SELECT rowid AS pk,"  # noqa: S608 - fixed fragments, bound values
@@ -282,30 +326,7 @@ class SqliteSearch(SearchEngine):
             f" AND c.user_id = :user AND {where}"
             " ORDER BY candidates.score"
         )
-        # Most candidates pass when nothing but the user filters (one user, few in the
-        # trash): a few spare; with message filters far fewer pass, so rank more at once.
-        size = max(_FIRST_CANDIDATES, wanted * 16 if on_message else wanted + wanted // 2 + 8)
-        while size <= _MAX_CANDIDATES:
-            # The driver's own statement: no SQLAlchemy compile on the hot path.
-            rows = conn.exec_driver_sql(sql, {**values, "k": size}).all()
-            known.clear()
-            known.update((r.pk, r) for r in rows if r.conversation_id is not None)
-            kept = sorted(
-                [
-                    *title_only,
-                    *(
-                        _Ranked(r.pk, r.conversation_id, r.score)
-                        for r in rows
-                        if r.conversation_id is not None
-                    ),
-                ]
-            )
-            if len(rows) < size:
-                return kept  # every match was ranked
-            if len(kept) >= wanted and kept[wanted - 1].score < rows[-1].score:
-                return kept
-            size *= 4
-        return None
+        return sql, values
 
     def rebuild(self, conn: Connection) -> int:
         """Drop every index entry and derive them again from the messages and titles."""
