@@ -132,6 +132,29 @@ def test_bad_shapes_and_arguments_are_refused() -> None:
         ann.train_centroids(np.zeros((0, DIMENSION), dtype=np.float32))
 
 
+@pytest.mark.parametrize("kind", ["random", "clustered", "duplicated"])
+def test_the_half_screen_bounds_every_row_it_leaves_out(kind: str) -> None:
+    rng = np.random.default_rng(3)
+    if kind == "random":
+        data = unit(rng.standard_normal((700, DIMENSION)))
+    elif kind == "clustered":
+        data = clustered(700, seed=4)
+    else:  # a few rows many times over: scores tie far past k
+        data = np.repeat(unit(rng.standard_normal((7, DIMENSION))), 100, axis=0)
+    screen = ann.HalfScreen.build(data, parts=3)
+    for number in range(0, 700, 70):
+        query = data[number] + 0.01 * rng.standard_normal(DIMENSION).astype(np.float32)
+        found = screen.search(query, 40)
+        scores = data @ query
+        assert len(found.rows) == 3 * 40 == len(set(found.rows.tolist()))
+        assert np.abs(scores[found.rows] - found.scores).max() <= screen.error(query)
+        left_out = np.setdiff1d(np.arange(len(data)), found.rows)
+        assert scores[left_out].max() <= found.unseen
+    everything = screen.search(data[0], 1_000)
+    assert sorted(everything.rows.tolist()) == list(range(700))
+    assert everything.unseen == -np.inf
+
+
 # -- semantic search with the index ---------------------------------------------------
 
 MESSAGES = 600  # per user, above the lowered threshold
@@ -298,3 +321,48 @@ def test_a_new_version_keeps_the_trained_centroids(indexed: Store) -> None:
     assert after.index is not None and before.index is not None
     assert after.index.centroids is before.index.centroids
     assert len(after.keys) == len(before.keys) + 1 == len(after.index)
+
+
+@SQLITE_ONLY
+def test_the_screened_search_ranks_exactly_as_scoring_every_row(
+    indexed: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def answers() -> list[list[str | None]]:
+        semantic._MATRICES.clear()
+        found = []
+        for number in range(0, MESSAGES, 41):
+            query = f"q{number}"
+            found += [ids(indexed, "alice", query), ids(indexed, "alice", query, role="user")]
+            page = semantic_search(
+                indexed,
+                "alice",
+                query,
+                embedder=TableEmbedder(),
+                filters=SearchFilters(runtime_id="home", role="user"),
+                limit=10,
+                offset=140,
+            )
+            found.append([hit.message_id for hit in page.hits])
+        return found
+
+    monkeypatch.setattr(semantic, "ANN_MIN_ROWS", 10**9)
+    monkeypatch.setattr(ann, "SCREEN_THREADS", 2)
+    exact = answers()
+    assert matrix_of("alice").screen is None
+    monkeypatch.setattr(semantic, "SCREEN_MIN_ROWS", 100)
+    fallbacks: list[int] = []
+    everywhere = semantic._everywhere
+
+    def counted(scores: np.ndarray, depth: int) -> Iterator[tuple[int, float]]:
+        fallbacks.append(depth)
+        return everywhere(scores, depth)
+
+    monkeypatch.setattr(semantic, "_everywhere", counted)
+    assert answers() == exact
+    assert matrix_of("alice").screen is not None
+    assert not fallbacks  # the screen's candidates were enough
+    # Were the half-precision scores far less certain, every search would go on to
+    # score every row past the first candidate: still the same answers.
+    monkeypatch.setattr(ann, "HALF_ERROR", 10.0)
+    assert answers() == exact
+    assert fallbacks

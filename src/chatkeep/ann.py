@@ -23,14 +23,24 @@ no index of any kind does well (see ``bench/ann_recall.py``).
 from __future__ import annotations
 
 import math
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["DEFAULT_NPROBE", "IVFIndex", "default_nlist", "train_centroids"]
+__all__ = [
+    "DEFAULT_NPROBE",
+    "HALF_ERROR",
+    "HalfScreen",
+    "IVFIndex",
+    "Screened",
+    "default_nlist",
+    "train_centroids",
+]
 
 Float32Array = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -185,3 +195,97 @@ class IVFIndex:
         rows, values = found[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
         order = np.lexsort((rows, -values))
         return rows[order], values[order]
+
+
+#: How far a half-precision score may sit from the exact one, per unit of
+#: ``|query| * max |row|``: rounding to float16 moves each component by at most 2^-11
+#: of itself, so a row by at most 2^-11 of its length; the rest covers float32 sums.
+HALF_ERROR: Final = 2.0**-10
+#: The rows are screened in this many parts at once, one thread each.
+SCREEN_THREADS: Final = max(1, min(4, os.cpu_count() or 1))
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _FAISS_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(SCREEN_THREADS, thread_name_prefix="chatkeep-screen")
+        return _POOL
+
+
+@dataclass(frozen=True, slots=True)
+class Screened:
+    """What a screen found: candidate rows, their half-precision scores, and ``unseen``:
+    no row left out scores better than it, exactly (minus infinity: none was left out)."""
+
+    rows: IntArray
+    scores: Float32Array
+    unseen: float
+
+
+@dataclass(frozen=True, slots=True)
+class HalfScreen:
+    """Every row in half precision (``faiss.IndexScalarQuantizer``, fp16), in parts
+    scanned by several threads at once: half the bytes of the float32 matrix to read,
+    and the cores to read them (one query's scan is what FAISS does not split well).
+    Its scores are within :data:`HALF_ERROR` ``* |query| * longest`` of the exact
+    ones, so a caller can rank the candidates exactly and know how far that ranking
+    holds (:attr:`Screened.unseen`)."""
+
+    rows: int
+    longest: float  # the largest row length
+    _parts: tuple[tuple[int, Any], ...]  # (first row, faiss index)
+
+    @classmethod
+    def build(cls, vectors: npt.ArrayLike, parts: int | None = None) -> HalfScreen:
+        """Screen ``vectors`` in ``parts`` (default: one per screening thread)."""
+        matrix = _as_matrix(vectors)
+        faiss = _faiss()
+        size = max(1, math.ceil(len(matrix) / max(1, parts or SCREEN_THREADS)))
+        built = []
+        for first in range(0, len(matrix), size):
+            index = faiss.IndexScalarQuantizer(
+                int(matrix.shape[1]), faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+            )
+            index.add(matrix[first : first + size])
+            built.append((first, index))
+        longest = float(np.sqrt((matrix * matrix).sum(axis=1).max())) if len(matrix) else 0.0
+        return cls(len(matrix), longest, tuple(built))
+
+    def search(self, query: npt.ArrayLike, k: int) -> Screened:
+        """The best ``k`` rows of each part by half-precision score."""
+        vector = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        others = [_pool().submit(_scan, index, vector, k) for _, index in self._parts[1:]]
+        found = [_scan(self._parts[0][1], vector, k)] if self._parts else []
+        found += [future.result() for future in others]
+        rows, scores, unseen = [], [], -math.inf
+        for (first, index), (part_rows, part_scores) in zip(self._parts, found, strict=True):
+            rows.append(part_rows + first)
+            scores.append(part_scores)
+            if len(part_rows) < index.ntotal:  # this part has rows it did not return
+                unseen = max(unseen, float(part_scores[-1]) + self.error(vector))
+        if not rows:
+            return Screened(np.zeros(0, np.int64), np.zeros(0, np.float32), unseen)
+        return Screened(np.concatenate(rows), np.concatenate(scores), unseen)
+
+    def error(self, query: npt.ArrayLike) -> float:
+        """The most a half-precision score of ``query`` may differ from the exact one."""
+        return HALF_ERROR * float(np.linalg.norm(query)) * self.longest
+
+
+def _scan(index: Any, vector: Float32Array, k: int) -> tuple[IntArray, Float32Array]:
+    """One part's best ``k`` (best first), on one OpenMP thread: OpenMP keeps the
+    thread count per calling thread, so this changes no other search."""
+    faiss = _faiss()
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        scores, found = index.search(vector, min(k, index.ntotal))
+    finally:
+        faiss.omp_set_num_threads(before)
+    keep = found[0] >= 0
+    return found[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)

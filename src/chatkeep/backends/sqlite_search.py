@@ -42,6 +42,9 @@ _ALLOWED_SQL: Final = (
     " FROM messages m CROSS JOIN conversations c ON c.id = m.conversation_id"
     " WHERE m.pk IN (:pks) AND m.user_id = :user AND c.user_id = :user AND "
 )
+_VECTOR_VERSION_SQL: Final = (
+    "SELECT version FROM vector_versions WHERE user_id = :user AND embedder = :embedder"
+)
 _DETAILS_SQL: Final = (
     "SELECT m.pk AS pk, m.id AS message_id, m.role AS role, m.created_at AS created_at,"
     " m.content AS content, c.id AS conversation_id, c.title AS title,"
@@ -224,10 +227,13 @@ class SqliteSearch(SearchEngine):
             values = dict(params)
             placeholders = _placeholders("k", keys[start : start + _IN_CHUNK], values)
             sql = _ALLOWED_SQL.replace(":pks", placeholders) + where
-            allowed.update(
-                (row.pk, row.conversation_id) for row in _fetch(conn, sql, values)
-            )
+            allowed.update((row.pk, row.conversation_id) for row in _fetch(conn, sql, values))
         return allowed
+
+    def vector_version(self, conn: Connection, user_id: str, embedder: str) -> tuple[int, int]:
+        """As the base query, as the driver's own statement: every semantic search asks."""
+        rows = _fetch(conn, _VECTOR_VERSION_SQL, {"user": user_id, "embedder": embedder})
+        return (int(rows[0].version or 0) if rows else 0), 0
 
     def vector_details(self, conn: Connection, user_id: str, pks: Sequence[int]) -> list[Any]:
         """As the base query, as the driver's own statement (a page of hits needs it)."""
