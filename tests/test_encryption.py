@@ -644,3 +644,48 @@ def test_the_store_refuses_a_message_in_clear_for_a_user_with_a_key(
     with pytest.raises(KeyRequired):
         inner.append_message("alice", home, chatkeep.user_message("bypassing the layer"))
     assert inner.list_messages("alice", home) == []
+
+
+def test_the_store_refuses_drafts_snapshots_and_events_in_clear_for_a_user_with_a_key(
+    vault: chatkeep.Vault,
+) -> None:
+    home = _encrypted_alice(vault)
+    inner = vault.store.inner  # type: ignore[attr-defined]
+    with pytest.raises(KeyRequired):
+        inner.put_draft("alice", home, MARKERS["draft"])
+    with pytest.raises(KeyRequired):
+        inner.save_snapshot("alice", "s", {"note": MARKERS["snapshot"]})
+    with pytest.raises(KeyRequired):
+        inner.record_event("alice", home, "typed", {"text": MARKERS["event"]})
+    assert inner.get_draft("alice", home) is None
+    assert inner.list_snapshots("alice") == []
+    assert inner.replay("alice", home) == []
+    inner.put_draft("alice", home, "")  # removing a draft holds no content
+
+
+def test_a_key_made_between_the_lookup_and_the_write_still_seals(
+    vault: chatkeep.Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Drafts, snapshots and events look for the key before each write; when another
+    process makes one just after that look, the write's own transaction refuses the
+    value in clear and the encryption layer looks again and seals it."""
+    home = _encrypted_alice(vault)
+    looked = vault.keys.sealing_key
+    lookups: list[str] = []
+
+    def as_if_before_the_key(user_id: str) -> object:
+        lookups.append(user_id)
+        return None if len(lookups) % 2 else looked(user_id)  # each write's first look
+
+    monkeypatch.setattr(vault.keys, "sealing_key", as_if_before_the_key)
+    store = vault.store
+    assert store.put_draft("alice", home, MARKERS["draft"]).text == MARKERS["draft"]
+    snapshot = store.save_snapshot("alice", "s", {"note": MARKERS["snapshot"]})
+    store.record_event("alice", home, "typed", {"text": MARKERS["event"]})
+    assert len(lookups) == 6  # each write looked twice
+    monkeypatch.undo()
+    assert store.get_draft("alice", home).text == MARKERS["draft"]  # type: ignore[union-attr]
+    assert store.get_snapshot("alice", snapshot.id).state == {"note": MARKERS["snapshot"]}
+    assert store.replay("alice", home)[0].data == {"text": MARKERS["event"]}
+    text = _database_text(store)
+    assert not [marker for marker in ("draft", "snapshot", "event") if MARKERS[marker] in text]

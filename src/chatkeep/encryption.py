@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import orjson
 
@@ -51,6 +51,8 @@ from chatkeep.importers.model import ParsedExport
 from chatkeep.importers.source import ExportSource
 from chatkeep.model import (
     ENCRYPTED_PART,
+    SEALED_DRAFT_PREFIX,
+    SEALED_VALUE_KEY,
     ApiToken,
     Attachment,
     Branch,
@@ -78,10 +80,7 @@ from chatkeep.store import DeleteReport, ImportFile, Store
 from chatkeep.timeutil import utcnow
 from chatkeep.validate import check_new_message, encode_json
 
-#: How sealed JSON values (snapshot states, event data) are kept: ``{"encrypted": b64}``.
-_SEALED_VALUE_KEY: Final = "encrypted"
-#: How a sealed draft's text starts.
-_SEALED_DRAFT_PREFIX: Final = "chatkeep-encrypted:"
+_T = TypeVar("_T")
 _UNLOCK_HINT: Final = (
     "unlock it: CHATKEEP_PASSPHRASE, --passphrase-file or --key-file on the command line, "
     "POST /api/key/unlock on the HTTP API, vault.unlock() in Python"
@@ -383,7 +382,7 @@ def _clear_in_conversation(store: Store, user_id: str, conversation: Conversatio
         messages = store.list_messages(user_id, conversation.id, all_branches=True)
         found += sum(1 for m in messages if _sealed_parts(m.parts) is None)
     draft = store.get_draft(user_id, conversation.id)
-    if draft is not None and not draft.text.startswith(_SEALED_DRAFT_PREFIX):
+    if draft is not None and not draft.text.startswith(SEALED_DRAFT_PREFIX):
         found += 1
     events = store.replay(user_id, conversation.id)
     return found + sum(1 for e in events if _sealed_value(e.data) is None)
@@ -399,19 +398,15 @@ def _sealed_parts(parts: Sequence[Part]) -> bytes | None:
 
 
 def _sealed_value(value: Any) -> bytes | None:
-    if (
-        isinstance(value, dict)
-        and len(value) == 1
-        and isinstance(value.get(_SEALED_VALUE_KEY), str)
-    ):
-        return crypto.envelope_from_text(value[_SEALED_VALUE_KEY])
+    if isinstance(value, dict) and len(value) == 1 and isinstance(value.get(SEALED_VALUE_KEY), str):
+        return crypto.envelope_from_text(value[SEALED_VALUE_KEY])
     return None
 
 
 def _sealed_draft(text: str) -> bytes | None:
-    if not text.startswith(_SEALED_DRAFT_PREFIX):
+    if not text.startswith(SEALED_DRAFT_PREFIX):
         return None
-    return crypto.envelope_from_text(text[len(_SEALED_DRAFT_PREFIX) :])
+    return crypto.envelope_from_text(text[len(SEALED_DRAFT_PREFIX) :])
 
 
 class _Sealer:
@@ -426,7 +421,7 @@ class _Sealer:
 
     def seal_value(self, purpose: str, what: str, value: Any, *details: str) -> dict[str, str]:
         plaintext = encode_json(what, value).encode("utf-8")  # checked as the backend would
-        return {_SEALED_VALUE_KEY: crypto.envelope_to_text(self.seal(purpose, plaintext, *details))}
+        return {SEALED_VALUE_KEY: crypto.envelope_to_text(self.seal(purpose, plaintext, *details))}
 
 
 class _Opener:
@@ -513,6 +508,22 @@ class EncryptedStore:
     def _sealer(self, user_id: str) -> _Sealer | None:
         found = self.keys.sealing_key(user_id)
         return None if found is None else _Sealer(user_id, *found)
+
+    def _sealed_write(self, user_id: str, write: Callable[[_Sealer | None], _T]) -> _T:
+        """``write`` with the user's sealer (None: no key). If another process made a key
+        after the lookup, the store refuses the value in clear (``KeyRequired``): look
+        again and seal it."""
+        sealer = self._sealer(user_id)
+        try:
+            return write(sealer)
+        except KeyRequired:
+            if sealer is not None:
+                raise
+            self.keys.forget_keyless(user_id)
+            sealer = self._sealer(user_id)
+            if sealer is None:
+                raise
+            return write(sealer)
 
     # -- users ------------------------------------------------------------------------
     def add_user(self, user_id: str, *, display_name: str | None = None) -> User:
@@ -852,17 +863,20 @@ class EncryptedStore:
         runtime_id: str | None = None,
         conversation_id: str | None = None,
     ) -> Snapshot:
-        sealer = self._sealer(user_id)
-        stored = state if sealer is None else sealer.seal_value("snapshot", "snapshot state", state)
-        saved = self.inner.save_snapshot(
-            user_id,
-            name,
-            stored,
-            starred=starred,
-            runtime_id=runtime_id,
-            conversation_id=conversation_id,
-        )
-        return dataclasses.replace(saved, state=state)
+        def save(sealer: _Sealer | None) -> Snapshot:
+            stored = (
+                state if sealer is None else sealer.seal_value("snapshot", "snapshot state", state)
+            )
+            return self.inner.save_snapshot(
+                user_id,
+                name,
+                stored,
+                starred=starred,
+                runtime_id=runtime_id,
+                conversation_id=conversation_id,
+            )
+
+        return dataclasses.replace(self._sealed_write(user_id, save), state=state)
 
     def list_snapshots(self, user_id: str) -> list[Snapshot]:
         opener = _Opener(self.keys, user_id)
@@ -917,10 +931,15 @@ class EncryptedStore:
         *,
         at: datetime | None = None,
     ) -> int:
-        sealer = self._sealer(user_id)
-        if sealer is not None:
-            data = sealer.seal_value("event", "event data", data, conversation_id, kind)
-        return self.inner.record_event(user_id, conversation_id, kind, data, at=at)
+        def record(sealer: _Sealer | None) -> int:
+            stored = (
+                data
+                if sealer is None
+                else sealer.seal_value("event", "event data", data, conversation_id, kind)
+            )
+            return self.inner.record_event(user_id, conversation_id, kind, stored, at=at)
+
+        return self._sealed_write(user_id, record)
 
     def replay(self, user_id: str, conversation_id: str) -> list[RecordedEvent]:
         opener = _Opener(self.keys, user_id)
@@ -935,20 +954,23 @@ class EncryptedStore:
         ]
 
     def put_draft(self, user_id: str, conversation_id: str, text: str) -> Draft:
-        sealer = self._sealer(user_id) if isinstance(text, str) and text else None
-        if sealer is None:
+        if not isinstance(text, str) or not text:  # a removal, or the store's own error
             return self.inner.put_draft(user_id, conversation_id, text)
-        if "\x00" in text:
-            raise InvalidInput("a draft is text without NUL characters")
-        try:
-            plaintext = text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidInput("the draft is not valid Unicode") from None
-        envelope = sealer.seal("draft", plaintext, conversation_id)
-        sealed = _SEALED_DRAFT_PREFIX + crypto.envelope_to_text(envelope)
-        return dataclasses.replace(
-            self.inner.put_draft(user_id, conversation_id, sealed), text=text
-        )
+
+        def put(sealer: _Sealer | None) -> Draft:
+            if sealer is None:
+                return self.inner.put_draft(user_id, conversation_id, text)
+            if "\x00" in text:
+                raise InvalidInput("a draft is text without NUL characters")
+            try:
+                plaintext = text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidInput("the draft is not valid Unicode") from None
+            envelope = sealer.seal("draft", plaintext, conversation_id)
+            sealed = SEALED_DRAFT_PREFIX + crypto.envelope_to_text(envelope)
+            return self.inner.put_draft(user_id, conversation_id, sealed)
+
+        return dataclasses.replace(self._sealed_write(user_id, put), text=text)
 
     def get_draft(self, user_id: str, conversation_id: str) -> Draft | None:
         draft = self.inner.get_draft(user_id, conversation_id)

@@ -157,8 +157,9 @@ class UpstreamError(ChatkeepError):
 
 
 class KeyRequired(Conflict):
-    """A message in clear for a user whose content is encrypted (their key was made
-    after this process last looked): the encryption layer seals it and tries again."""
+    """A message, draft, snapshot state or event data in clear for a user whose content
+    is encrypted (their key was made after this process last looked): the encryption
+    layer seals it and tries again."""
 
     code = "key_required"
 

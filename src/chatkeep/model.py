@@ -36,6 +36,22 @@ KNOWN_PART_KINDS: Final[tuple[str, ...]] = (
 #: The part kind that holds an encrypted user's message, sealed (see chatkeep.encryption):
 #: for such a user, the store takes no message in any other shape.
 ENCRYPTED_PART = "encrypted"
+#: How an encrypted user's draft text starts, and the one key of a sealed JSON value
+#: (snapshot state, recorded event data): ``{"encrypted": "<envelope>"}``. For such a
+#: user the store takes drafts, states and event data only in these shapes.
+SEALED_DRAFT_PREFIX = "chatkeep-encrypted:"
+SEALED_VALUE_KEY = "encrypted"
+
+
+def looks_sealed(value: Any) -> bool:
+    """Whether ``value`` has the shape of a sealed draft text or sealed JSON value."""
+    if isinstance(value, str):
+        return value.startswith(SEALED_DRAFT_PREFIX)
+    return (
+        isinstance(value, dict)
+        and list(value) == [SEALED_VALUE_KEY]
+        and isinstance(value[SEALED_VALUE_KEY], str)
+    )
 
 
 def canonical_json(value: Any) -> bytes:

@@ -14,9 +14,9 @@ from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from chatkeep import limits
 from chatkeep.backends import schema as t
-from chatkeep.errors import Conflict, InvalidInput, NotFound
+from chatkeep.errors import Conflict, InvalidInput, KeyRequired, NotFound
 from chatkeep.ids import check_id, check_name, new_id
-from chatkeep.model import Draft, RecordedEvent, Snapshot, UsageTotal, UserKey
+from chatkeep.model import Draft, RecordedEvent, Snapshot, UsageTotal, UserKey, looks_sealed
 from chatkeep.timeutil import from_text, to_text, utcnow
 from chatkeep.validate import check_moment, check_short_text, decode_json, encode_json
 
@@ -37,6 +37,20 @@ def _require_conversation(conn: Connection, user_id: str, conversation_id: str) 
     ).first()
     if found is None:
         raise NotFound(f"no conversation {conversation_id}")
+
+
+def _refuse_clear(conn: Connection, user_id: str, what: str, value: Any) -> None:
+    """A user with a key gets ``value`` only sealed. The encryption layer looks for the
+    key before it writes, but another process may make one in between: this check runs
+    inside the write, as the one for messages does."""
+    if value is None or value == "" or looks_sealed(value):
+        return
+    k = t.user_keys
+    if conn.execute(select(k.c.user_id).where(k.c.user_id == user_id)).first() is not None:
+        raise KeyRequired(
+            f"the content of user {user_id} is encrypted: this {what} is in clear",
+            hint="write through the vault (vault.store), which seals it",
+        )
 
 
 def _count(value: object, what: str) -> int:
@@ -75,6 +89,7 @@ class LifecycleTables:
         )
         with self._write() as conn:
             self._require_user(conn, user_id)
+            _refuse_clear(conn, user_id, "snapshot state", state)
             if conversation_id is not None:
                 _require_conversation(conn, user_id, conversation_id)
             conn.execute(
@@ -239,6 +254,7 @@ class LifecycleTables:
         moment = check_moment("event time", at) if at is not None else utcnow()
         with self._write() as conn:
             self._require_user(conn, user_id)
+            _refuse_clear(conn, user_id, "event's data", data)
             _require_conversation(conn, user_id, conversation_id)
             result = conn.execute(
                 insert(t.recording_events)
@@ -280,6 +296,7 @@ class LifecycleTables:
         now = to_text(utcnow())
         with self._write() as conn:
             self._require_user(conn, user_id)
+            _refuse_clear(conn, user_id, "draft", text)
             _require_conversation(conn, user_id, conversation_id)
             mine = (d.c.user_id == user_id) & (d.c.conversation_id == conversation_id)
             conn.execute(delete(d).where(mine))
