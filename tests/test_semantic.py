@@ -132,3 +132,34 @@ def test_long_messages_are_chunked_with_overlap() -> None:
     pieces = chunks(text)
     assert [len(p) for p in pieces] == [1_000, 1_000, 700]
     assert chunks("   ") == [] and chunks("short") == ["short"]
+
+
+def test_the_vectors_kept_in_memory_stay_within_their_budget(
+    vault: chatkeep.Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chatkeep import limits, semantic
+
+    store = vault.store
+    for user in ("alice", "bob", "carol"):
+        store.add_user(user)
+        store.create_runtime(user, "r")
+        conversation = store.create_conversation(user, "r", title=f"{user}'s").id
+        store.append_messages(
+            user,
+            conversation,
+            [chatkeep.user_message(f"{user} note {n} about sourdough") for n in range(20)],
+        )
+    index_pending(store, EMBEDDER)
+    semantic._MATRICES.clear()
+    one = semantic_search(store, "alice", "sourdough", embedder=EMBEDDER, limit=5)
+    size = next(iter(semantic._MATRICES.values())).nbytes
+    assert size >= 20 * EMBEDDER.dimension * 4
+    monkeypatch.setattr(limits, "MAX_VECTOR_CACHE_BYTES", 2 * size + size // 2)
+    for user in ("bob", "carol", "alice"):
+        page = semantic_search(store, user, "sourdough", embedder=EMBEDDER, limit=5)
+        assert {hit.conversation_title for hit in page.hits} == {f"{user}'s"}
+    kept = [key[1] for key in semantic._MATRICES if key[0] == id(store)]
+    assert kept == ["carol", "alice"]  # bob, the least recently searched, went first
+    again = semantic_search(store, "alice", "sourdough", embedder=EMBEDDER, limit=5)
+    assert [hit.message_id for hit in again.hits] == [hit.message_id for hit in one.hits]
+    semantic._MATRICES.clear()

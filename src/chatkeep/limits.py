@@ -33,6 +33,10 @@ MAX_COST_PER_MESSAGE: Final = 10.0**9
 MAX_JSON_BYTES: Final = 1024 * 1024
 #: Longest setting key (``namespace.key``).
 MAX_SETTING_KEY_LENGTH: Final = 200
+#: Most memory semantic search keeps for users' vectors between searches (the float32
+#: matrices, their half-precision screens, the approximate indexes), across users and
+#: vaults of one process; past it, the least recently searched go first.
+MAX_VECTOR_CACHE_BYTES: Final = 2 * 1024**3
 #: Most messages one call to ``append_messages`` may write in its transaction.
 MAX_BATCH_MESSAGES: Final = 10_000
 #: How long a writer waits for another process's write lock before giving up (seconds).

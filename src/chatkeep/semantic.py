@@ -23,7 +23,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from chatkeep import ann
+from chatkeep import ann, limits
 from chatkeep.errors import InvalidInput
 from chatkeep.model import searchable_text
 from chatkeep.search import SearchFilters, SearchHit, SearchPage, parse_query
@@ -137,18 +137,33 @@ class _Matrix:
     index: ann.IVFIndex | None = None
     screen: ann.HalfScreen | None = None
 
+    @property
+    def nbytes(self) -> int:
+        """About how much memory this holds: the keys, and each copy of the vectors."""
+        rows = len(self.keys)
+        size = self.keys.nbytes + self.chunks.nbytes
+        if self.vectors is not None:
+            size += self.vectors.nbytes
+        if self.screen is not None and self.vectors is not None:
+            size += self.vectors.nbytes // 2  # float16
+        if self.index is not None:
+            size += rows * (self.index.dimension * 4 + 8) + self.index.centroids.nbytes
+        return size
 
-# Per (store, user, embedder); re-read only when the stored vectors change. Bounded.
+
+# Per (store, user, embedder), least recently searched first; re-read only when the
+# stored vectors change, and bounded by limits.MAX_VECTOR_CACHE_BYTES.
 _MATRICES: dict[tuple[int, str, str], _Matrix] = {}
 _MATRICES_LOCK = threading.Lock()
-_MAX_MATRICES: Final = 16
 _CACHE_LINE: Final = 64
 
 
 def _matrix(store: Store, user_id: str, embedder: Embedder) -> _Matrix:
     key = (id(store), user_id, embedder.name)
     with _MATRICES_LOCK:
-        cached = _MATRICES.get(key)
+        cached = _MATRICES.pop(key, None)
+        if cached is not None:
+            _MATRICES[key] = cached  # the most recently searched, last
     version, rows = store.vector_snapshot(
         user_id, embedder.name, cached.version if cached else None
     )
@@ -172,9 +187,11 @@ def _matrix(store: Store, user_id: str, embedder: Embedder) -> _Matrix:
     elif len(rows) >= SCREEN_MIN_ROWS:
         fresh = replace(fresh, screen=ann.HalfScreen.build(vectors.reshape(len(rows), -1)))
     with _MATRICES_LOCK:
-        if len(_MATRICES) >= _MAX_MATRICES:
-            _MATRICES.pop(next(iter(_MATRICES)))
+        _MATRICES.pop(key, None)
         _MATRICES[key] = fresh
+        total = sum(kept.nbytes for kept in _MATRICES.values())
+        while total > limits.MAX_VECTOR_CACHE_BYTES and len(_MATRICES) > 1:
+            total -= _MATRICES.pop(next(iter(_MATRICES))).nbytes  # never the one just made
     return fresh
 
 
