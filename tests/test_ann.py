@@ -5,6 +5,8 @@ Speed and recall at a million rows are measured by ``bench/ann_recall.py``, neve
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 
 import numpy as np
@@ -366,3 +368,55 @@ def test_the_screened_search_ranks_exactly_as_scoring_every_row(
     monkeypatch.setattr(ann, "HALF_ERROR", 10.0)
     assert answers() == exact
     assert fallbacks
+
+
+def _screened_matrix(vectors: np.ndarray) -> semantic._Matrix:
+    return semantic._Matrix(
+        version=(0, 0),
+        keys=np.arange(len(vectors), dtype=np.int64),
+        chunks=np.zeros(len(vectors), dtype=np.int64),
+        vectors=vectors,
+        screen=ann.HalfScreen.build(vectors, parts=2),
+    )
+
+
+def _order(pairs: Iterator[tuple[int, float]], count: int) -> list[int]:
+    return [row for row, _ in list(pairs)[:count]]
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-6, 1e-8, 1e5])
+def test_the_screen_ranks_exactly_at_any_scale(scale: float) -> None:
+    """Tiny rows round to float16's subnormals or to zero, huge ones beyond its range:
+    the error bound covers the first, and the second get no screen at all (every row
+    scored)."""
+    data = np.ascontiguousarray(clustered(3_000, seed=5) * np.float32(scale))
+    matrix = _screened_matrix(data)
+    for number in range(0, 3_000, 300):
+        query = clustered(3_000, seed=5)[number]
+        every = semantic._everywhere(data @ query, 3_000)
+        exact = [row for row, _ in every][:300]
+        assert _order(semantic._screened(matrix, query, 64), 300) == exact
+
+
+def test_nan_in_a_row_or_the_query_falls_back_to_every_row() -> None:
+    data = clustered(2_000, seed=6)
+    data[777] = np.nan
+    matrix = _screened_matrix(data)
+    assert sum(1 for _ in semantic._screened(matrix, data[5].copy(), 64)) == 2_000
+    nan_query = np.full(DIMENSION, np.nan, dtype=np.float32)
+    assert (
+        sum(1 for _ in semantic._screened(_screened_matrix(clustered(500)), nan_query, 64)) == 500
+    )
+
+
+def test_the_screen_works_in_a_forked_child() -> None:
+    data = clustered(1_000, seed=7)
+    screen = ann.HalfScreen.build(data, parts=2)
+    expected = screen.search(data[0], 10).rows.tolist()
+    child = os.fork()
+    if child == 0:  # the pool's threads are the parent's: the child must make its own
+        signal.alarm(20)
+        ok = screen.search(data[0], 10).rows.tolist() == expected
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

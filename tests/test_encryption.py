@@ -657,6 +657,8 @@ def test_the_store_refuses_drafts_snapshots_and_events_in_clear_for_a_user_with_
         inner.save_snapshot("alice", "s", {"note": MARKERS["snapshot"]})
     with pytest.raises(KeyRequired):
         inner.record_event("alice", home, "typed", {"text": MARKERS["event"]})
+    with pytest.raises(KeyRequired):  # a draft's sealed shape is not a sealed value
+        inner.save_snapshot("alice", "s", "chatkeep-encrypted:" + MARKERS["snapshot"])
     assert inner.get_draft("alice", home) is None
     assert inner.list_snapshots("alice") == []
     assert inner.replay("alice", home) == []

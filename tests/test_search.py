@@ -424,3 +424,10 @@ def test_the_snippet_window_holds_the_most_matches(raw: list[tuple[int, int]]) -
         return best_start
 
     assert _best_window(count, spans) == by_counting()
+
+
+def test_an_absurd_offset_is_a_clear_error(store: Store) -> None:
+    store.add_user("alice")
+    for offset in (2**63, 10**9 + 1, -1):
+        with pytest.raises(InvalidInput, match="offset"):
+            store.search("alice", "anything", offset=offset)

@@ -204,15 +204,29 @@ HALF_ERROR: Final = 2.0**-10
 #: The rows are screened in this many parts at once, one thread each.
 SCREEN_THREADS: Final = max(1, min(4, os.cpu_count() or 1))
 
+#: The largest float16 value: a row with a larger component has no half-precision copy.
+_HALF_MAX: Final = 65_504.0
+
 _POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
 
 
 def _pool() -> ThreadPoolExecutor:
     global _POOL
-    with _FAISS_LOCK:
+    with _POOL_LOCK:
         if _POOL is None:
             _POOL = ThreadPoolExecutor(SCREEN_THREADS, thread_name_prefix="chatkeep-screen")
         return _POOL
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has none of the pool's threads (work sent to them would wait
+    forever) and may hold a lock another thread held at the fork: start afresh."""
+    global _POOL, _POOL_LOCK, _FAISS_LOCK
+    _POOL, _POOL_LOCK, _FAISS_LOCK = None, threading.Lock(), threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +249,8 @@ class HalfScreen:
     holds (:attr:`Screened.unseen`)."""
 
     rows: int
-    longest: float  # the largest row length
+    dimension: int
+    longest: float  # the largest row length (NaN or more than float16 holds: unusable)
     _parts: tuple[tuple[int, Any], ...]  # (first row, faiss index)
 
     @classmethod
@@ -251,8 +266,12 @@ class HalfScreen:
             )
             index.add(matrix[first : first + size])
             built.append((first, index))
-        longest = float(np.sqrt((matrix * matrix).sum(axis=1).max())) if len(matrix) else 0.0
-        return cls(len(matrix), longest, tuple(built))
+        longest = 0.0
+        if len(matrix) and not float(np.abs(matrix).max()) <= _HALF_MAX:  # NaN too
+            longest = math.inf
+        elif len(matrix):  # (squares of float16-sized values cannot overflow float32)
+            longest = float(np.sqrt(np.einsum("ij,ij->i", matrix, matrix).max()))
+        return cls(len(matrix), int(matrix.shape[1]), longest, tuple(built))
 
     def search(self, query: npt.ArrayLike, k: int) -> Screened:
         """The best ``k`` rows of each part by half-precision score."""
@@ -263,18 +282,29 @@ class HalfScreen:
         found = [_scan(self._parts[0][1], vector, k)] if self._parts else []
         found += [future.result() for future in others]
         rows, scores, unseen = [], [], -math.inf
+        error = self.error(vector)
         for (first, index), (part_rows, part_scores) in zip(self._parts, found, strict=True):
             rows.append(part_rows + first)
             scores.append(part_scores)
             if len(part_rows) < index.ntotal:  # this part has rows it did not return
-                unseen = max(unseen, float(part_scores[-1]) + self.error(vector))
+                # (none at all: FAISS drops rows whose score is NaN)
+                lowest = float(part_scores[-1]) if len(part_rows) else math.inf
+                bound = lowest + error
+                unseen = max(unseen, math.inf if math.isnan(bound) else bound)
         if not rows:
             return Screened(np.zeros(0, np.int64), np.zeros(0, np.float32), unseen)
         return Screened(np.concatenate(rows), np.concatenate(scores), unseen)
 
     def error(self, query: npt.ArrayLike) -> float:
-        """The most a half-precision score of ``query`` may differ from the exact one."""
-        return HALF_ERROR * float(np.linalg.norm(query)) * self.longest
+        """The most a half-precision score of ``query`` may differ from the exact one:
+        the relative rounding of each component (:data:`HALF_ERROR`, widened by the
+        float32 sum's own error over ``dimension`` terms), plus what rounding tiny
+        components to float16's subnormals or to zero can lose (2^-25 each, doubled).
+        Infinite when that cannot be bounded (NaN, or a component beyond float16)."""
+        length = float(np.linalg.norm(query))
+        relative = HALF_ERROR * (1 + self.dimension * 2.0**-13) * self.longest
+        bound = length * (relative + math.sqrt(self.dimension) * 2.0**-24)
+        return bound if math.isfinite(bound) else math.inf
 
 
 def _scan(index: Any, vector: Float32Array, k: int) -> tuple[IntArray, Float32Array]:

@@ -54,6 +54,8 @@ MAX_MEMBER_NAME_BYTES: Final = 1024
 MAX_IMPORT_WARNINGS: Final = 1_000
 #: Most rows one listing returns when the caller asks for "all".
 MAX_PAGE_SIZE: Final = 10_000
+#: Deepest offset of a page: far past any real list, and within every engine's integers.
+MAX_PAGE_OFFSET: Final = 10**9
 #: Largest JSON request body the HTTP API reads (a message at its limit fits, escaped).
 MAX_REQUEST_BYTES: Final = 4 * MAX_MESSAGE_BYTES
 #: Largest export uploaded to the HTTP API for import (streamed to disk, never to memory).

@@ -43,10 +43,13 @@ SEALED_DRAFT_PREFIX = "chatkeep-encrypted:"
 SEALED_VALUE_KEY = "encrypted"
 
 
-def looks_sealed(value: Any) -> bool:
-    """Whether ``value`` has the shape of a sealed draft text or sealed JSON value."""
-    if isinstance(value, str):
-        return value.startswith(SEALED_DRAFT_PREFIX)
+def looks_sealed_draft(text: str) -> bool:
+    """Whether a draft's text has the shape of a sealed one."""
+    return text.startswith(SEALED_DRAFT_PREFIX)
+
+
+def looks_sealed_value(value: Any) -> bool:
+    """Whether a JSON value (snapshot state, event data) has the shape of a sealed one."""
     return (
         isinstance(value, dict)
         and list(value) == [SEALED_VALUE_KEY]

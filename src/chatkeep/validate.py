@@ -161,8 +161,12 @@ def check_page(limit: object, offset: object) -> None:
         or not 0 < limit <= limits.MAX_PAGE_SIZE
     ):
         raise InvalidInput(f"limit must be an integer from 1 to {limits.MAX_PAGE_SIZE}")
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-        raise InvalidInput("offset must be a non-negative integer")
+    if (
+        not isinstance(offset, int)
+        or isinstance(offset, bool)
+        or not 0 <= offset <= limits.MAX_PAGE_OFFSET
+    ):
+        raise InvalidInput(f"offset must be an integer from 0 to {limits.MAX_PAGE_OFFSET}")
 
 
 def check_new_message(new: NewMessage, *, json_checked: bool = False) -> CheckedMessage:

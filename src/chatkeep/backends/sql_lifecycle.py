@@ -16,7 +16,15 @@ from chatkeep import limits
 from chatkeep.backends import schema as t
 from chatkeep.errors import Conflict, InvalidInput, KeyRequired, NotFound
 from chatkeep.ids import check_id, check_name, new_id
-from chatkeep.model import Draft, RecordedEvent, Snapshot, UsageTotal, UserKey, looks_sealed
+from chatkeep.model import (
+    Draft,
+    RecordedEvent,
+    Snapshot,
+    UsageTotal,
+    UserKey,
+    looks_sealed_draft,
+    looks_sealed_value,
+)
 from chatkeep.timeutil import from_text, to_text, utcnow
 from chatkeep.validate import check_moment, check_short_text, decode_json, encode_json
 
@@ -39,11 +47,11 @@ def _require_conversation(conn: Connection, user_id: str, conversation_id: str) 
         raise NotFound(f"no conversation {conversation_id}")
 
 
-def _refuse_clear(conn: Connection, user_id: str, what: str, value: Any) -> None:
-    """A user with a key gets ``value`` only sealed. The encryption layer looks for the
+def _refuse_clear(conn: Connection, user_id: str, what: str, sealed: bool) -> None:
+    """A user with a key gets content only ``sealed``. The encryption layer looks for the
     key before it writes, but another process may make one in between: this check runs
     inside the write, as the one for messages does."""
-    if value is None or value == "" or looks_sealed(value):
+    if sealed:
         return
     k = t.user_keys
     if conn.execute(select(k.c.user_id).where(k.c.user_id == user_id)).first() is not None:
@@ -89,7 +97,7 @@ class LifecycleTables:
         )
         with self._write() as conn:
             self._require_user(conn, user_id)
-            _refuse_clear(conn, user_id, "snapshot state", state)
+            _refuse_clear(conn, user_id, "snapshot state", looks_sealed_value(state))
             if conversation_id is not None:
                 _require_conversation(conn, user_id, conversation_id)
             conn.execute(
@@ -254,7 +262,7 @@ class LifecycleTables:
         moment = check_moment("event time", at) if at is not None else utcnow()
         with self._write() as conn:
             self._require_user(conn, user_id)
-            _refuse_clear(conn, user_id, "event's data", data)
+            _refuse_clear(conn, user_id, "event's data", data is None or looks_sealed_value(data))
             _require_conversation(conn, user_id, conversation_id)
             result = conn.execute(
                 insert(t.recording_events)
@@ -296,7 +304,7 @@ class LifecycleTables:
         now = to_text(utcnow())
         with self._write() as conn:
             self._require_user(conn, user_id)
-            _refuse_clear(conn, user_id, "draft", text)
+            _refuse_clear(conn, user_id, "draft", not text or looks_sealed_draft(text))
             _require_conversation(conn, user_id, conversation_id)
             mine = (d.c.user_id == user_id) & (d.c.conversation_id == conversation_id)
             conn.execute(delete(d).where(mine))
