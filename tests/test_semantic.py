@@ -163,3 +163,31 @@ def test_the_vectors_kept_in_memory_stay_within_their_budget(
     again = semantic_search(store, "alice", "sourdough", embedder=EMBEDDER, limit=5)
     assert [hit.message_id for hit in again.hits] == [hit.message_id for hit in one.hits]
     semantic._MATRICES.clear()
+
+
+def test_a_vector_that_is_not_finite_is_refused_and_nothing_is_stored(
+    vault: chatkeep.Vault,
+) -> None:
+    import numpy as np
+
+    from chatkeep.errors import InvalidInput
+
+    store = vault.store
+    store.add_user("alice")
+    store.create_runtime("alice", "r")
+    conversation = store.create_conversation("alice", "r").id
+    store.append_messages(
+        "alice", conversation, [chatkeep.user_message(f"note {n}") for n in range(3)]
+    )
+    todo = store.messages_to_embed("broken", limit=10)
+    good = np.ones(4, dtype="<f4")
+    for bad, problem in (
+        (np.array([1, np.nan, 0, 0], "<f4").tobytes(), "finite"),
+        (np.array([np.inf, 0, 0, 0], "<f4").tobytes(), "finite"),
+        (b"\x00\x00\x00", "float32"),
+    ):
+        rows = [(pk, 0, user, good.tobytes()) for pk, user, _ in todo]
+        rows[1] = (rows[1][0], 0, rows[1][2], bad)
+        with pytest.raises(InvalidInput, match=problem):
+            store.store_vectors("broken", rows)
+        assert store.count_messages_to_embed("broken") == 3  # nothing went in

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import orjson
 
 from chatkeep import limits
@@ -167,6 +168,27 @@ def check_page(limit: object, offset: object) -> None:
         or not 0 <= offset <= limits.MAX_PAGE_OFFSET
     ):
         raise InvalidInput(f"offset must be an integer from 0 to {limits.MAX_PAGE_OFFSET}")
+
+
+def check_vectors(embedder: str, vectors: Sequence[tuple[int, int, str, bytes]]) -> None:
+    """Rows for ``store_vectors``: a named embedder, and each vector little-endian
+    float32 bytes (empty: nothing to embed) of finite numbers. A NaN or an infinity
+    would rank nowhere and everywhere; say so at the door instead."""
+    check_short_text("embedder name", embedder, required=True)
+    blobs = []
+    for pk, chunk, _user, blob in vectors:
+        if not isinstance(blob, bytes) or len(blob) % 4:
+            raise InvalidInput(f"the vector of message {pk} chunk {chunk} is not float32 bytes")
+        blobs.append(blob)
+    finite = all(
+        np.isfinite(np.frombuffer(b"".join(blobs[start : start + 1024]), dtype="<f4")).all()
+        for start in range(0, len(blobs), 1024)  # a thousand at once: no second copy of all
+    )
+    if not finite:
+        raise InvalidInput(
+            f"the embedder {embedder!r} gave a vector that is not all finite numbers",
+            hint="a NaN or an infinity in an embedding is the model's error: nothing was stored",
+        )
 
 
 def check_new_message(new: NewMessage, *, json_checked: bool = False) -> CheckedMessage:

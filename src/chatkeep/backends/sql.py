@@ -85,6 +85,7 @@ from chatkeep.validate import (
     check_page,
     check_short_text,
     check_tags,
+    check_vectors,
     decode_json,
     encode_json,
     encode_json_object,
@@ -1370,6 +1371,7 @@ class SqlStore(LifecycleTables):
         message with nothing to embed. Rows already there are left as they are."""
         if not vectors:
             return
+        check_vectors(embedder, vectors)
         with self._write() as conn:
             conn.execute(
                 _insert_or_ignore(conn, t.message_vectors),
