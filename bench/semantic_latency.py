@@ -29,6 +29,7 @@ import numpy as np
 
 import chatkeep
 from chatkeep import semantic
+from chatkeep.search_embed import default_embedder
 from chatkeep.semantic import semantic_search
 
 DIMENSION = 384
@@ -62,13 +63,57 @@ class RandomEmbedder:
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
+def indexing_throughput(messages: int) -> None:
+    """``index_pending`` with the default embedder over ``messages`` generated messages
+    of 10 to 400 words (some long enough for several chunks), beside the embedder's own
+    ``embed`` on the same chunks: what chunking, the store's reads and the writes of
+    the vectors add to the model's time."""
+    rng = np.random.default_rng(3)
+    words = [f"w{rank}" for rank in range(5_000)]
+    texts = [
+        " ".join(rng.choice(words, size=int(rng.integers(10, 400))).tolist())
+        for _ in range(messages)
+    ]
+    embedder = default_embedder()
+    with tempfile.TemporaryDirectory(prefix="chatkeep-bench-") as scratch:
+        vault = chatkeep.open(home=Path(scratch), create=True)
+        store = vault.store
+        store.add_user("bench")
+        store.create_runtime("bench", "r")
+        for start in range(0, messages, 1_000):
+            conversation = store.create_conversation("bench", "r").id
+            batch = texts[start : start + 1_000]
+            store.append_messages("bench", conversation, [chatkeep.user_message(t) for t in batch])
+        pieces = [piece for text in texts for piece in semantic.chunks(text)]
+        begin = time.perf_counter()
+        for start in range(0, len(pieces), semantic.INDEX_BATCH):
+            embedder.embed(pieces[start : start + semantic.INDEX_BATCH])
+        model = time.perf_counter() - begin
+        begin = time.perf_counter()
+        done = semantic.index_pending(store, embedder)
+        indexing = time.perf_counter() - begin
+        vault.close()
+    print(f"indexing {done:,} messages ({len(pieces):,} chunks) with {embedder.name}")
+    print(f"  chatkeep index  {indexing:6.2f} s  {done / indexing:8,.0f} messages/s")
+    print(f"  embed() alone   {model:6.2f} s  {done / model:8,.0f} messages/s")
+    print(f"  ratio {indexing / model:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="50 runs")
+    parser.add_argument(
+        "--index-messages",
+        type=int,
+        default=5_000,
+        help="messages for the indexing throughput (0: skip it)",
+    )
     args = parser.parse_args()
     runs = 50 if args.quick else args.runs
+    if args.index_messages:
+        indexing_throughput(args.index_messages)
     embedder = RandomEmbedder(1)
     with tempfile.TemporaryDirectory(prefix="chatkeep-bench-") as scratch:
         vault = chatkeep.open(home=Path(scratch), create=True)

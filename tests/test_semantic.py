@@ -1,8 +1,8 @@
 """Search by meaning and hybrid search, with the always-available hashed embedder.
 
 Also a small labelled retrieval set (queries and the conversation each should find),
-scored as recall@10 for full text, semantic and hybrid; ``bench/retrieval_quality.py``
-prints the same figures.
+scored as recall@10 for full text, semantic and hybrid (the test prints the figures;
+run it with ``-s`` to see them).
 """
 
 from __future__ import annotations
