@@ -267,7 +267,8 @@ class HalfScreen:
             index.add(matrix[first : first + size])
             built.append((first, index))
         longest = 0.0
-        if len(matrix) and not float(np.abs(matrix).max()) <= _HALF_MAX:  # NaN too
+        # (the largest magnitude from max and min: no temporary copy of the matrix)
+        if len(matrix) and not max(float(matrix.max()), -float(matrix.min())) <= _HALF_MAX:
             longest = math.inf
         elif len(matrix):  # (squares of float16-sized values cannot overflow float32)
             longest = float(np.sqrt(np.einsum("ij,ij->i", matrix, matrix).max()))

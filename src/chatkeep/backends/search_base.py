@@ -21,6 +21,10 @@ from chatkeep.timeutil import optional_from_text, to_text
 #: How much more a match in a conversation's title counts than one in a message.
 TITLE_WEIGHT: Final = 2.0
 _IN_CHUNK: Final = 500
+#: The version of a user's vectors of one embedder (one row kept by triggers).
+VECTOR_VERSION_SQL: Final = (
+    "SELECT version FROM vector_versions WHERE user_id = :user AND embedder = :embedder"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,10 +187,7 @@ class SearchEngine:
         """Changes whenever the user's vectors of ``embedder`` change (add or delete):
         one row kept by triggers (migration m0006)."""
         version = conn.execute(
-            text(
-                "SELECT version FROM vector_versions WHERE user_id = :user AND embedder = :embedder"
-            ),
-            {"embedder": embedder, "user": user_id},
+            text(VECTOR_VERSION_SQL), {"embedder": embedder, "user": user_id}
         ).scalar()
         return int(version or 0), 0
 

@@ -19,7 +19,12 @@ from typing import Any, Final
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
-from chatkeep.backends.search_base import TITLE_WEIGHT, SearchEngine, conditions
+from chatkeep.backends.search_base import (
+    TITLE_WEIGHT,
+    VECTOR_VERSION_SQL,
+    SearchEngine,
+    conditions,
+)
 from chatkeep.search import SearchFilters, SearchHit, SearchQuery, Term
 
 #: Candidates ranked first, and the most before giving up for the full query.
@@ -41,9 +46,6 @@ _ALLOWED_SQL: Final = (
     "SELECT m.pk AS pk, c.id AS conversation_id"
     " FROM messages m CROSS JOIN conversations c ON c.id = m.conversation_id"
     " WHERE m.pk IN (:pks) AND m.user_id = :user AND c.user_id = :user AND "
-)
-_VECTOR_VERSION_SQL: Final = (
-    "SELECT version FROM vector_versions WHERE user_id = :user AND embedder = :embedder"
 )
 _DETAILS_SQL: Final = (
     "SELECT m.pk AS pk, m.id AS message_id, m.role AS role, m.created_at AS created_at,"
@@ -232,7 +234,7 @@ class SqliteSearch(SearchEngine):
 
     def vector_version(self, conn: Connection, user_id: str, embedder: str) -> tuple[int, int]:
         """As the base query, as the driver's own statement: every semantic search asks."""
-        rows = _fetch(conn, _VECTOR_VERSION_SQL, {"user": user_id, "embedder": embedder})
+        rows = _fetch(conn, VECTOR_VERSION_SQL, {"user": user_id, "embedder": embedder})
         return (int(rows[0].version or 0) if rows else 0), 0
 
     def vector_details(self, conn: Connection, user_id: str, pks: Sequence[int]) -> list[Any]:
