@@ -28,7 +28,7 @@ from chatkeep.backends.search_base import (
 from chatkeep.search import SearchFilters, SearchHit, SearchQuery, Term
 
 #: Candidates ranked first, and the most before giving up for the full query.
-_FIRST_CANDIDATES: Final = 32
+_FIRST_CANDIDATES: Final = 16
 _MAX_CANDIDATES: Final = 16_384
 #: Most keys in one IN list (well under SQLite's limit on bound parameters), and most
 #: matching titles the fast path takes (two values each) before the full query runs.
@@ -268,8 +268,10 @@ class SqliteSearch(SearchEngine):
             return None  # too many bound values for one statement: the full query
         sql, values = self._candidates_sql(params, on_conversation, on_message, titles)
         # Most candidates pass when nothing but the user filters (one user, few in the
-        # trash): a few spare; with message filters far fewer pass, so rank more at once.
-        size = max(_FIRST_CANDIDATES, wanted * 16 if on_message else wanted + wanted // 2 + 8)
+        # trash): a few spare, since each candidate costs two lookups by key while
+        # ranking more costs almost nothing; with message filters far fewer pass, so
+        # rank more at once.
+        size = max(_FIRST_CANDIDATES, wanted * 16 if on_message else wanted + wanted // 4 + 4)
         while size <= _MAX_CANDIDATES:
             rows = _fetch(conn, sql, {**values, "k": size})
             everything = len(rows) < size  # every match was ranked
