@@ -7,8 +7,9 @@
 The vault gets N messages of Zipf-distributed words (20,000-word vocabulary) in
 conversations of 100 messages across 4 runtimes, loaded with ``append_messages`` (the
 index is kept by the same triggers as every write). Then, for each query kind (one
-word, two words, a phrase, one word with runtime + role filters), ``store.search``
-(limit 20: join, filters, bm25 with title weight, snippets) is timed against the bare
+word, two words, a phrase that occurs in the text, a phrase of two very common words,
+one word with runtime + role filters), ``store.search`` (limit 20: join, filters,
+bm25 with title weight, snippets) is timed against the bare
 ``SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rank LIMIT 20`` on
 the same database, interleaved. Targets: p50 at most 1.5x bare, and p50 <= 20 ms.
 """
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import chatkeep
 from chatkeep.backends.sqlite_search import fts5_expression
+from chatkeep.model import searchable_text
 from chatkeep.search import SearchFilters, parse_query
 
 BARE_SQL = "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rank LIMIT 20"
@@ -104,6 +106,20 @@ def warm(database: Path) -> None:
             pass
 
 
+def stored_phrase(db: sqlite3.Connection, rng: random.Random) -> str:
+    """Two adjacent words of a random stored message: a phrase that occurs, drawn as
+    text draws its words (Zipf: about one pair in seven is two of the 30 most frequent
+    words, the "common phrase" kind's worst case)."""
+    top = int(db.execute("SELECT max(pk) FROM messages").fetchone()[0])
+    while True:
+        row = db.execute("SELECT content FROM messages WHERE pk = ?", (rng.randint(1, top),))
+        found = row.fetchone()
+        words = searchable_text(found[0]).split() if found else []
+        if len(words) >= 2:
+            at = rng.randrange(len(words) - 1)
+            return f"{words[at]} {words[at + 1]}"
+
+
 def percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -151,7 +167,8 @@ def main() -> None:
         kinds = {
             "one word": (lambda: rng.choice(mid), SearchFilters()),
             "two words": (lambda: f"{rng.choice(mid)} {rng.choice(mid[:300])}", SearchFilters()),
-            "phrase": (
+            "phrase": (lambda: f'"{stored_phrase(bare_db, rng)}"', SearchFilters()),
+            "common phrase": (
                 lambda: f'"{word(rng.randrange(0, 30))} {word(rng.randrange(0, 30))}"',
                 SearchFilters(),
             ),
@@ -184,12 +201,12 @@ def main() -> None:
         print(json.dumps(results, indent=2))
         return
     print(f"search over {args.messages:,} messages, {runs} queries per kind (ms)")
-    print(f"{'kind':<10} {'p50':>8} {'p99':>8} {'bare p50':>9} {'bare p99':>9} {'ratio':>6}")
+    print(f"{'kind':<13} {'p50':>8} {'p99':>8} {'bare p50':>9} {'bare p99':>9} {'ratio':>6}")
     for kind, r in results.items():
         ratio = r["p50"] / r["bare_p50"]
         verdict = "PASS" if ratio <= 1.5 and r["p50"] <= 20 else "FAIL"
         print(
-            f"{kind:<10} {r['p50']:8.2f} {r['p99']:8.2f} {r['bare_p50']:9.2f} "
+            f"{kind:<13} {r['p50']:8.2f} {r['p99']:8.2f} {r['bare_p50']:9.2f} "
             f"{r['bare_p99']:9.2f} {ratio:6.2f}  {verdict} (target <= 1.5x and p50 <= 20 ms)"
         )
 
