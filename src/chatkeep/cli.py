@@ -22,7 +22,7 @@ import orjson
 from chatkeep import crypto, fsutil, location, render, shapes, tokens
 from chatkeep.encryption import KeyFile, KeyStatus, Passphrase, Secret, read_key_file
 from chatkeep.errors import ChatkeepError, InvalidInput, Locked, NotFound
-from chatkeep.model import ConversationState, NewAttachment, NewMessage, Part, UserKey
+from chatkeep.model import ROLES, ConversationState, NewAttachment, NewMessage, Part, UserKey
 from chatkeep.search import SearchFilters
 from chatkeep.store import Store
 from chatkeep.vault import Vault, open_vault
@@ -613,7 +613,7 @@ def backup_command(out: str, as_json: bool) -> None:
 )
 @click.option(
     "--role",
-    type=click.Choice(["system", "user", "assistant", "tool"]),
+    type=click.Choice(ROLES),
     help="Conversations with a message of this role.",
 )
 @click.option("--platform", help="Conversations imported from this platform (chatgpt, …).")
@@ -1438,7 +1438,7 @@ def rm(conversations: Sequence[str], hard: bool, as_json: bool) -> None:
 )
 @click.option("--platform", help="Only conversations imported from this platform (chatgpt, ...).")
 @click.option("--import", "import_id", help="Only conversations from this import (i_...).")
-@click.option("--role", type=click.Choice(["system", "user", "assistant", "tool"]))
+@click.option("--role", type=click.Choice(ROLES), help="Only messages of this role.")
 @click.option("--model", help="Only messages from this model.")
 @click.option("--since", type=click.DateTime(), help="Only messages from this time on (UTC).")
 @click.option("--until", type=click.DateTime(), help="Only messages up to this time (UTC).")
