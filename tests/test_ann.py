@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import weakref
 from collections.abc import Iterator
 
 import numpy as np
@@ -376,6 +377,7 @@ def _screened_matrix(vectors: np.ndarray) -> semantic._Matrix:
         keys=np.arange(len(vectors), dtype=np.int64),
         chunks=np.zeros(len(vectors), dtype=np.int64),
         vectors=vectors,
+        owner=weakref.ref(_screened_matrix),  # (no store: never looked up by one)
         screen=ann.HalfScreen.build(vectors, parts=2),
     )
 

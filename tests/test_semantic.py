@@ -7,6 +7,9 @@ run it with ``-s`` to see them).
 
 from __future__ import annotations
 
+import gc
+from pathlib import Path
+
 import pytest
 
 import chatkeep
@@ -191,3 +194,45 @@ def test_a_vector_that_is_not_finite_is_refused_and_nothing_is_stored(
         with pytest.raises(InvalidInput, match=problem):
             store.store_vectors("broken", rows)
         assert store.count_messages_to_embed("broken") == 3  # nothing went in
+
+
+def _fruit_vault(home: Path, texts: list[str]) -> chatkeep.Vault:
+    opened = chatkeep.open(home=home, create=True, backend="sqlite", url="")
+    opened.store.add_user("alice")
+    opened.store.create_runtime("alice", "r")
+    conversation = opened.store.create_conversation("alice", "r", title="fruit").id
+    opened.store.append_messages(
+        "alice", conversation, [chatkeep.user_message(text) for text in texts]
+    )
+    index_pending(opened.store, EMBEDDER)
+    return opened
+
+
+def test_vectors_in_memory_never_pass_to_a_store_at_a_collected_ones_address(
+    tmp_path: Path,
+) -> None:
+    """The vectors a search keeps in memory are keyed by the store's id, which Python
+    reuses once the store is collected. A second vault with the same user, embedder and
+    vector version but other messages at the same keys must still get its own answers,
+    and a collected store's vectors are dropped."""
+    from chatkeep import semantic
+
+    first = _fruit_vault(tmp_path / "a", ["apples and pears", "zebra stripes"])
+    top = semantic_search(first.store, "alice", "apples", embedder=EMBEDDER, limit=1)
+    assert top.hits[0].snippet == "apples and pears"
+    old_id = id(first.store)
+    (old_key,) = [key for key in semantic._MATRICES if key[0] == old_id]
+    stale = semantic._MATRICES[old_key]
+    first.close()
+    del first, top
+    gc.collect()
+    assert stale.owner() is None  # the store is gone; its id may now be reused
+
+    second = _fruit_vault(tmp_path / "b", ["zebra crossing", "apples in a pie"])
+    # As if the second store had been given the first one's address: its key now
+    # holds the first store's vectors, at the same version.
+    semantic._MATRICES[(id(second.store), "alice", EMBEDDER.name)] = stale
+    page = semantic_search(second.store, "alice", "apples", embedder=EMBEDDER, limit=1)
+    assert page.hits[0].snippet == "apples in a pie"
+    assert all(kept.owner() is not None for kept in semantic._MATRICES.values())  # dropped
+    second.close()

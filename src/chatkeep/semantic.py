@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Final
@@ -134,6 +135,7 @@ class _Matrix:
     keys: npt.NDArray[np.int64]
     chunks: npt.NDArray[np.int64]
     vectors: npt.NDArray[np.float32] | None
+    owner: weakref.ref[Any]  # the store these are from
     index: ann.IVFIndex | None = None
     screen: ann.HalfScreen | None = None
 
@@ -155,13 +157,22 @@ class _Matrix:
 # stored vectors change, and bounded by limits.MAX_VECTOR_CACHE_BYTES.
 _MATRICES: dict[tuple[int, str, str], _Matrix] = {}
 _MATRICES_LOCK = threading.Lock()
+# Ids of stores that have been collected: their matrices go at the next search. (The
+# weak reference's callback may run inside any allocation, even under the lock, so it
+# only appends here.)
+_COLLECTED: list[int] = []
 _CACHE_LINE: Final = 64
 
 
 def _matrix(store: Store, user_id: str, embedder: Embedder) -> _Matrix:
     key = (id(store), user_id, embedder.name)
     with _MATRICES_LOCK:
+        _drop_collected()
         cached = _MATRICES.pop(key, None)
+        if cached is not None and cached.owner() is not store:
+            # Another store's, which was collected and whose address this store now
+            # has: its version may well equal this store's, so it must never be used.
+            cached = None
         if cached is not None:
             _MATRICES[key] = cached  # the most recently searched, last
     version, rows = store.vector_snapshot(
@@ -181,6 +192,7 @@ def _matrix(store: Store, user_id: str, embedder: Embedder) -> _Matrix:
         keys=np.fromiter((row.pk for row in rows), dtype=np.int64, count=len(rows)),
         chunks=np.fromiter((row.chunk for row in rows), dtype=np.int64, count=len(rows)),
         vectors=_aligned(vectors.reshape(len(rows), embedder.dimension)),
+        owner=_owner(store),
     )
     if len(rows) >= ANN_MIN_ROWS:
         fresh = _indexed(fresh, cached.index if cached else None)
@@ -193,6 +205,22 @@ def _matrix(store: Store, user_id: str, embedder: Embedder) -> _Matrix:
         while total > limits.MAX_VECTOR_CACHE_BYTES and len(_MATRICES) > 1:
             total -= _MATRICES.pop(next(iter(_MATRICES))).nbytes  # never the one just made
     return fresh
+
+
+def _owner(store: Store) -> weakref.ref[Any]:
+    """A weak reference to ``store`` that notes its id in :data:`_COLLECTED` when the
+    store is collected (before its address can be reused)."""
+    token = id(store)
+    return weakref.ref(store, lambda _gone: _COLLECTED.append(token))
+
+
+def _drop_collected() -> None:
+    """Forget the matrices of collected stores (call with the lock held)."""
+    while _COLLECTED:
+        token = _COLLECTED.pop()
+        for key in [key for key in _MATRICES if key[0] == token]:
+            if _MATRICES[key].owner() is None:
+                del _MATRICES[key]
 
 
 def _aligned(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -222,7 +250,7 @@ def _indexed(matrix: _Matrix, previous: ann.IVFIndex | None) -> _Matrix:
     ):
         centroids, trained = previous.centroids, previous.trained_rows
     index = ann.IVFIndex.build(matrix.vectors, centroids=centroids, trained_rows=trained)
-    return _Matrix(matrix.version, matrix.keys, matrix.chunks, None, index)
+    return _Matrix(matrix.version, matrix.keys, matrix.chunks, None, matrix.owner, index)
 
 
 def _ranked(
