@@ -35,6 +35,7 @@ from _common import (
     summary_dict,
     verdict,
 )
+from chatkeep.backends.sqlite import register_functions
 
 USER = "bench"
 RUNTIME = "bench-runtime"
@@ -142,6 +143,7 @@ class BareSide:
             self.side_conversation = vault.store.route(USER, RUNTIME).id
             database = vault.paths.database
         self.db = sqlite3.connect(database, isolation_level=None)
+        register_functions(self.db)  # the schema's search triggers call them
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.content = json.dumps(

@@ -36,6 +36,7 @@ from typing import Any
 
 import chatkeep
 from _common import emit, progress, summarise, summary_dict
+from chatkeep.backends.sqlite import register_functions
 
 USER = "bench"
 RUNTIME = "bench"
@@ -85,6 +86,7 @@ class BareInsert:
             return
         if kind == "sqlite":
             self.db = sqlite3.connect(where, isolation_level=None)
+            register_functions(self.db)  # the schema's search triggers call them
             self.db.execute("PRAGMA synchronous = FULL")
             self.mark = "?"
         else:

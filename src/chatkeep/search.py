@@ -195,7 +195,26 @@ def split_highlights(marked: str) -> tuple[str, tuple[tuple[int, int], ...]]:
 SNIPPET_WORDS: Final = 16
 #: How much of a long message is read for its snippet (the first match is usually early).
 SNIPPET_SCAN_CHARS: Final = 200_000
-_WORD_RE: Final = re.compile(r"[^\W_]+")
+#: Scripts written without spaces between words (Chinese, Japanese) or whose words carry
+#: their particles (Korean): Han, kana and Hangul. Each of their letters is indexed and
+#: searched as a word of its own, and a query's run of them as a phrase, so that a word
+#: is found inside a sentence ("寿司" in "東京で寿司を食べたい"), as a substring.
+CJK_LETTERS: Final = (
+    "\u1100-\u11ff\u3040-\u309f\u30a0-\u30fa\u30fc-\u30ff\u3130-\u318f\u31f0-\u31ff"
+    "\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f"
+    "\U00020000-\U0003134f"
+)
+_CJK_RE: Final = re.compile(f"[{CJK_LETTERS}]")
+#: A word: one CJK letter, or a run of other letters and digits.
+_WORD_RE: Final = re.compile(f"[{CJK_LETTERS}]|[^\\W_{CJK_LETTERS}]+")
+
+
+def spaced_cjk(text: str) -> str:
+    """``text`` with a space on each side of every CJK letter: what the full-text index
+    reads (its tokenizer splits words at spaces), and what a query term is searched as."""
+    if text.isascii():
+        return text
+    return _CJK_RE.sub(r" \g<0> ", text)
 
 
 def fold(text: str) -> str:

@@ -51,6 +51,7 @@ from chatkeep.backends.sqlite import (
     compact,
     create_sqlite_engine,
     integrity_problems,
+    register_functions,
     translate_error,
 )
 from chatkeep.backends.sqlite_search import SqliteSearch
@@ -451,6 +452,7 @@ def _locked(index: Path) -> Iterator[sqlite3.Connection]:
     """A plain connection to the index holding its write lock (no capture triggers)."""
     conn = sqlite3.connect(index, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
     try:
+        register_functions(conn)
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("BEGIN IMMEDIATE")
         try:

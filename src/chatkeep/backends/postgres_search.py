@@ -19,7 +19,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, text
 
 from chatkeep.backends.search_base import TITLE_WEIGHT, SearchEngine, conditions
-from chatkeep.search import SearchFilters, SearchHit, SearchQuery, Term
+from chatkeep.search import SearchFilters, SearchHit, SearchQuery, Term, spaced_cjk
 
 _WORD: Final = re.compile(r"\w+")
 
@@ -30,12 +30,12 @@ def tsquery_sql(query: SearchQuery, params: dict[str, Any]) -> str:
     def term(item: Term) -> str:
         name = f"term_{len(params)}"
         if item.prefix:
-            words = _WORD.findall(item.text)
+            words = _WORD.findall(spaced_cjk(item.text))
             if not words:
                 return "''::tsquery"
             params[name] = " <-> ".join(words) + ":*"
             return f"to_tsquery('simple', chatkeep_fold(:{name}))"
-        params[name] = item.text
+        params[name] = spaced_cjk(item.text)
         return f"phraseto_tsquery('simple', chatkeep_fold(:{name}))"
 
     groups = ["(" + " || ".join(term(t) for t in group) + ")" for group in query.required]

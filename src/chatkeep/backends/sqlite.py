@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from chatkeep.backends.hooks import WriteHooks
 from chatkeep.errors import ChatkeepError, StorageError, StorageFull, StoreBusy
 from chatkeep.limits import BUSY_TIMEOUT_SECONDS
+from chatkeep.search import spaced_cjk
 
 #: Execution options that make a connection's transaction a write transaction.
 WRITE_OPTIONS: Final = {"sqlite_begin": "IMMEDIATE"}
@@ -34,8 +35,20 @@ _BEGIN_SQL: Final = {"DEFERRED": "BEGIN DEFERRED", "IMMEDIATE": "BEGIN IMMEDIATE
 _BUSY_TIMEOUT_PRAGMA: Final = "PRAGMA busy_timeout = " + str(int(BUSY_TIMEOUT_SECONDS * 1000))
 
 
+def _index_text(value: Any) -> Any:
+    return spaced_cjk(value) if isinstance(value, str) else value
+
+
+def register_functions(dbapi_connection: sqlite3.Connection) -> None:
+    """The SQL functions the schema's search triggers call: every connection that may
+    write messages or titles needs them (a program without them cannot, and so cannot
+    leave the index out of step)."""
+    dbapi_connection.create_function("chatkeep_index_text", 1, _index_text, deterministic=True)
+
+
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
+    register_functions(dbapi_connection)
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA foreign_keys = ON")

@@ -25,7 +25,7 @@ from chatkeep.backends.search_base import (
     SearchEngine,
     conditions,
 )
-from chatkeep.search import SearchFilters, SearchHit, SearchQuery, Term
+from chatkeep.search import SearchFilters, SearchHit, SearchQuery, Term, spaced_cjk
 
 #: Candidates ranked first, and the most before giving up for the full query.
 _FIRST_CANDIDATES: Final = 16
@@ -116,7 +116,7 @@ def _row_shape(columns: tuple[str, ...]) -> Any:
 
 
 def _term(term: Term) -> str:
-    quoted = '"' + term.text.replace('"', '""') + '"'
+    quoted = '"' + spaced_cjk(term.text).replace('"', '""') + '"'
     return quoted + "*" if term.prefix else quoted
 
 
@@ -348,7 +348,7 @@ class SqliteSearch(SearchEngine):
         conn.execute(
             text(
                 "INSERT INTO conversations_fts (title, conversation_id)"
-                " SELECT title, id FROM conversations"
+                " SELECT chatkeep_index_text(title), id FROM conversations"
             )
         )
         return int(conn.execute(text("SELECT count(*) FROM messages_fts_docsize")).scalar_one())

@@ -382,6 +382,52 @@ _M0009 = [
 ]
 
 
+# CJK letters as words of their own, as on SQLite (migrations/sqlite.py m0010): the same
+# letters as chatkeep.search.CJK_LETTERS, spaced before the text becomes a tsvector.
+# The stored vectors are made again (a generated column is computed when written).
+_CJK_CLASS = (
+    r"\u1100-\u11ff\u3040-\u309f\u30a0-\u30fa\u30fc-\u30ff\u3130-\u318f\u31f0-\u31ff"
+    r"\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f"
+    r"\U00020000-\U0003134f"
+)
+_M0010 = [
+    f"""
+    CREATE FUNCTION chatkeep_spaced_cjk(value TEXT) RETURNS TEXT
+        LANGUAGE SQL IMMUTABLE PARALLEL SAFE
+        AS $$ SELECT regexp_replace(value, '([{_CJK_CLASS}])', ' \\1 ', 'g') $$
+    """,
+    "DROP INDEX messages_search",
+    "ALTER TABLE messages DROP COLUMN search_vector",
+    """
+    CREATE OR REPLACE FUNCTION chatkeep_search_vector(content TEXT) RETURNS tsvector
+        LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+    DECLARE
+        body TEXT := chatkeep_spaced_cjk(chatkeep_fold(left(chatkeep_message_text(content),
+                                                            250000)));
+    BEGIN
+        RETURN to_tsvector('simple'::regconfig, left(body, 250000));
+    EXCEPTION WHEN program_limit_exceeded THEN
+        RETURN to_tsvector('simple'::regconfig, left(body, 25000));
+    END
+    $$
+    """,
+    """
+    ALTER TABLE messages ADD COLUMN search_vector tsvector
+        GENERATED ALWAYS AS (chatkeep_search_vector(content)) STORED
+    """,
+    "CREATE INDEX messages_search ON messages USING GIN (search_vector)",
+    "DROP INDEX conversations_search",
+    "ALTER TABLE conversations DROP COLUMN title_vector",
+    """
+    ALTER TABLE conversations ADD COLUMN title_vector tsvector
+        GENERATED ALWAYS AS (
+            to_tsvector('simple'::regconfig, chatkeep_spaced_cjk(chatkeep_fold(title)))
+        ) STORED
+    """,
+    "CREATE INDEX conversations_search ON conversations USING GIN (title_vector)",
+]
+
+
 def _apply(statements: list[str]) -> Callable[[Connection], None]:
     def apply(conn: Connection) -> None:
         for statement in statements:
@@ -400,4 +446,5 @@ MIGRATIONS: list[Migration] = [
     Migration("m0007_snapshots_usage_recordings_drafts", _apply(_M0007)),
     Migration("m0008_bounded_search_text", _apply(_M0008)),
     Migration("m0009_user_keys", _apply(_M0009)),
+    Migration("m0010_cjk_letters_as_words", _apply(_M0010)),
 ]

@@ -411,6 +411,95 @@ def m0009_user_keys(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
+# CJK letters as words of their own (chatkeep.search.spaced_cjk, registered on every
+# connection as chatkeep_index_text): the index reads message text and titles through
+# it, so a word is found inside a Chinese or Japanese sentence. The view and triggers
+# are made again around it, and what the index holds of text with such letters is
+# replaced: deleted as it was indexed (the old expression), indexed as it is now. A
+# program that writes messages or titles must register the function
+# (chatkeep.backends.sqlite.register_functions); one that does not gets an error and
+# changes nothing, so it cannot leave the index out of step.
+_M0010 = [
+    "DROP TRIGGER messages_fts_insert",
+    "DROP TRIGGER messages_fts_delete",
+    "DROP TRIGGER conversations_fts_insert",
+    "DROP TRIGGER conversations_fts_title",
+    "DROP VIEW message_search",
+    """
+    CREATE VIEW message_search (pk, body) AS
+        SELECT pk, chatkeep_index_text((SELECT group_concat(json_extract(p.value, '$.text'),
+            char(10)) FROM json_each(messages.content) AS p))
+        FROM messages
+    """,
+    """
+    CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, body) VALUES (
+            new.pk,
+            chatkeep_index_text((SELECT group_concat(json_extract(p.value, '$.text'), char(10))
+             FROM json_each(new.content) AS p))
+        );
+    END
+    """,
+    """
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, body)
+            VALUES (
+                'delete',
+                old.pk,
+                chatkeep_index_text((SELECT group_concat(json_extract(p.value, '$.text'),
+                 char(10)) FROM json_each(old.content) AS p))
+            );
+    END
+    """,
+    """
+    CREATE TRIGGER conversations_fts_insert AFTER INSERT ON conversations BEGIN
+        INSERT INTO conversations_fts (title, conversation_id)
+            VALUES (chatkeep_index_text(new.title), new.id);
+    END
+    """,
+    """
+    CREATE TRIGGER conversations_fts_title AFTER UPDATE OF title ON conversations BEGIN
+        DELETE FROM conversations_fts WHERE conversation_id = old.id;
+        INSERT INTO conversations_fts (title, conversation_id)
+            VALUES (chatkeep_index_text(new.title), new.id);
+    END
+    """,
+    # The body as m0003 indexed it.
+    """
+    CREATE TEMP TABLE m0010_spaced AS
+        SELECT pk, body FROM (
+            SELECT pk, (SELECT group_concat(json_extract(p.value, '$.text'), char(10))
+                        FROM json_each(messages.content) AS p) AS body
+            FROM messages
+        )
+        WHERE body <> chatkeep_index_text(body)
+    """,
+    """
+    INSERT INTO messages_fts (messages_fts, rowid, body)
+        SELECT 'delete', pk, body FROM temp.m0010_spaced
+    """,
+    """
+    INSERT INTO messages_fts (rowid, body)
+        SELECT pk, chatkeep_index_text(body) FROM temp.m0010_spaced
+    """,
+    "DROP TABLE temp.m0010_spaced",
+    """
+    DELETE FROM conversations_fts WHERE conversation_id IN
+        (SELECT id FROM conversations WHERE title <> chatkeep_index_text(title))
+    """,
+    """
+    INSERT INTO conversations_fts (title, conversation_id)
+        SELECT chatkeep_index_text(title), id FROM conversations
+        WHERE title <> chatkeep_index_text(title)
+    """,
+]
+
+
+def m0010_cjk_letters_as_words(conn: Connection) -> None:
+    for statement in _M0010:
+        conn.exec_driver_sql(statement)
+
+
 MIGRATIONS: list[Migration] = [
     Migration("m0001_initial", m0001_initial),
     Migration("m0002_imports", m0002_imports),
@@ -421,4 +510,5 @@ MIGRATIONS: list[Migration] = [
     Migration("m0007_snapshots_usage_recordings_drafts", m0007_snapshots_usage_recordings_drafts),
     Migration("m0008_bounded_search_text", m0008_bounded_search_text),
     Migration("m0009_user_keys", m0009_user_keys),
+    Migration("m0010_cjk_letters_as_words", m0010_cjk_letters_as_words),
 ]
