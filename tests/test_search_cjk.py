@@ -19,7 +19,7 @@ import chatkeep.migrations.postgres
 from chatkeep.backends.sqlite import create_sqlite_engine
 from chatkeep.migrations.postgres import _CJK_CLASS
 from chatkeep.migrations.sqlite import MIGRATIONS
-from chatkeep.search import CJK_LETTERS, spaced_cjk
+from chatkeep.search import CJK_LETTERS, SNIPPET_CJK_WORDS, make_snippet, parse_query, spaced_cjk
 from chatkeep.store import Store
 from tests.conftest import postgres_schema_url
 
@@ -160,3 +160,18 @@ def test_a_postgres_vault_made_before_is_indexed_again_on_open(
             ] == ["mixed"]
     finally:
         drop()
+
+
+def test_a_snippet_of_cjk_text_shows_forty_letters_around_the_word() -> None:
+    """A CJK letter counts as a word, and sixteen of them say little: such text gets a
+    window of forty, around the match."""
+    text = (
+        "今日は天気が良いので公園まで散歩に行きました。" * 3
+        + "帰りに寿司屋に寄った。"
+        + "明日も晴れるといいな。" * 4
+    )
+    snippet, highlights = make_snippet(text, parse_query("寿司"))
+    assert [snippet[start:end] for start, end in highlights] == ["寿司"]
+    letters = [ch for ch in snippet if spaced_cjk(ch) != ch]
+    assert len(letters) == SNIPPET_CJK_WORDS
+    assert snippet.startswith("…") and snippet.endswith("…")

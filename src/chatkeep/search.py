@@ -193,6 +193,8 @@ def split_highlights(marked: str) -> tuple[str, tuple[tuple[int, int], ...]]:
 # -- snippets ------------------------------------------------------------------------
 #: Words of context a snippet shows around the matches.
 SNIPPET_WORDS: Final = 16
+#: The same for text with CJK letters, each of which counts as a word (see below).
+SNIPPET_CJK_WORDS: Final = 40
 #: How much of a long message is read for its snippet (the first match is usually early).
 SNIPPET_SCAN_CHARS: Final = 200_000
 #: Scripts written without spaces between words (Chinese, Japanese) or whose words carry
@@ -243,8 +245,9 @@ def make_snippet(text: str, query: SearchQuery) -> tuple[str, tuple[tuple[int, i
     if not folded:
         return scanned[: SNIPPET_WORDS * 8], ()
     spans = _matcher(query).spans(folded)
-    start = _best_window(len(folded), spans[:200])
-    end = min(len(folded), start + SNIPPET_WORDS)
+    size = SNIPPET_WORDS if scanned.isascii() or not _CJK_RE.search(scanned) else SNIPPET_CJK_WORDS
+    start = _best_window(len(folded), spans[:200], size)
+    end = min(len(folded), start + size)
     bounds = words.bounds(start, end)
     first, last = bounds[0][0], bounds[-1][1]
     lead = "…" if start > 0 else ""
@@ -357,8 +360,8 @@ def _matcher(query: SearchQuery) -> _Matcher:
     return _Matcher(frozenset(words), tuple(prefixes), tuple(phrases))
 
 
-def _best_window(count: int, spans: list[tuple[int, int]]) -> int:
-    """The first word of the window of SNIPPET_WORDS holding the most matches: for the
+def _best_window(count: int, spans: list[tuple[int, int]], size: int = SNIPPET_WORDS) -> int:
+    """The first word of the window of ``size`` words holding the most matches: for the
     window opening just before each match, the matches that start in it (by bisection
     of the sorted starts) less any phrase that runs past its end."""
     if not spans:
@@ -367,8 +370,8 @@ def _best_window(count: int, spans: list[tuple[int, int]]) -> int:
     phrases = any(end - first > 1 for first, end in spans)
     best_start, best_score = 0, -1
     for first in firsts:
-        start = max(0, min(first - 2, count - SNIPPET_WORDS))
-        limit = start + SNIPPET_WORDS
+        start = max(0, min(first - 2, count - size))
+        limit = start + size
         low, high = bisect_left(firsts, start), bisect_left(firsts, limit)
         score = high - low
         if phrases:
