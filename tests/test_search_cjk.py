@@ -93,7 +93,8 @@ def test_a_title_is_found_by_a_word_inside_it(store: Store) -> None:
 def test_latin_text_is_left_as_it_is() -> None:
     for text in ("plain words", "café crème", "Привет", ""):
         assert spaced_cjk(text) == text
-    assert spaced_cjk("Python入門") == "Python 入  門 "
+    assert spaced_cjk("Python入門") == "Python 入 門 "
+    assert spaced_cjk("東京で、寿司") == " 東 京 で 、 寿 司 "
 
 
 def test_postgres_spaces_the_same_letters_as_python() -> None:

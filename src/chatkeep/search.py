@@ -207,6 +207,7 @@ CJK_LETTERS: Final = (
     "\U00020000-\U0003134f"
 )
 _CJK_RE: Final = re.compile(f"[{CJK_LETTERS}]")
+_CJK_RUN_RE: Final = re.compile(f"[{CJK_LETTERS}]+")
 #: A word: one CJK letter, or a run of other letters and digits.
 _WORD_RE: Final = re.compile(f"[{CJK_LETTERS}]|[^\\W_{CJK_LETTERS}]+")
 
@@ -216,7 +217,13 @@ def spaced_cjk(text: str) -> str:
     reads (its tokenizer splits words at spaces), and what a query term is searched as."""
     if text.isascii():
         return text
-    return _CJK_RE.sub(r" \g<0> ", text)
+    # One call per run of letters, not a template expanded per letter (which costs
+    # microseconds each: a page of Japanese would cost milliseconds to index).
+    return _CJK_RUN_RE.sub(_spaced_run, text)
+
+
+def _spaced_run(run: re.Match[str]) -> str:
+    return " " + " ".join(run.group()) + " "
 
 
 def fold(text: str) -> str:
