@@ -206,7 +206,6 @@ CJK_LETTERS: Final = (
     "\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f"
     "\U00020000-\U0003134f"
 )
-_CJK_RE: Final = re.compile(f"[{CJK_LETTERS}]")
 _CJK_RUN_RE: Final = re.compile(f"[{CJK_LETTERS}]+")
 #: A word: one CJK letter, or a run of other letters and digits.
 _WORD_RE: Final = re.compile(f"[{CJK_LETTERS}]|[^\\W_{CJK_LETTERS}]+")
@@ -247,12 +246,13 @@ def make_snippet(text: str, query: SearchQuery) -> tuple[str, tuple[tuple[int, i
     phrases as (start, end) spans: the same for every backend, made in Python so that no
     engine runs the query a second time just to cut text."""
     scanned = text[:SNIPPET_SCAN_CHARS]
-    words = _ascii_words(scanned) if scanned.isascii() else _unicode_words(scanned)
+    plain = scanned.isascii()
+    words = _ascii_words(scanned) if plain else _unicode_words(scanned)
     folded = words.folded
     if not folded:
         return scanned[: SNIPPET_WORDS * 8], ()
     spans = _matcher(query).spans(folded)
-    size = SNIPPET_WORDS if scanned.isascii() or not _CJK_RE.search(scanned) else SNIPPET_CJK_WORDS
+    size = SNIPPET_WORDS if plain or not _CJK_RUN_RE.search(scanned) else SNIPPET_CJK_WORDS
     start = _best_window(len(folded), spans[:200], size)
     end = min(len(folded), start + size)
     bounds = words.bounds(start, end)
