@@ -70,6 +70,10 @@ def _fill(vault: chatkeep.Vault) -> None:
     store.append_message(
         "bob", store.route("bob", "synth-001").id, chatkeep.user_message("bob's lighthouse")
     )
+    # Enough native messages that a copy's counts mean something without the shared
+    # export samples (a clone with no ../shared beside it).
+    log = store.create_conversation("alice", "synth-001", title="log").id
+    store.append_messages("alice", log, [chatkeep.user_message(f"log line {n}") for n in range(4)])
     export = FIXTURES / "chatgpt" / "librechat" / "chatgpt-tree.json"
     if export.is_file():
         import_export(vault, "alice", export)
